@@ -1,0 +1,210 @@
+"""The registry of every output name (DESIGN.md §5).
+
+Nothing else in the package builds derivative file names: it asks this module. Each output
+kind is an :class:`OutputSpec`; :func:`output_path` fills it in for one participant/run.
+
+Examples
+--------
+>>> str(output_path("tacs", subject="01", src="sub-01_ses-baseline_trc-K2", atlas="sim"))
+'sub-01/pet/sub-01_ses-baseline_trc-K2_seg-sim_desc-preproc_tacs.tsv'
+>>> str(output_path("tacs", subject="01", session="baseline",
+...                 src="sub-01_ses-baseline_trc-K2", atlas="sim", pvc="gtm"))
+'sub-01/ses-baseline/pet/sub-01_ses-baseline_trc-K2_seg-sim_pvc-gtm_desc-preproc_tacs.tsv'
+>>> str(output_path("dseg", subject="01", atlas="sim"))
+'sub-01/anat/sub-01_seg-sim_dseg.nii.gz'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+# Order in which optional entities appear between the source prefix and the suffix.
+ENTITY_ORDER: tuple[tuple[str, str], ...] = (
+    ("space", "space"),
+    ("atlas", "seg"),
+    ("ref", "label"),
+    ("pvc", "pvc"),
+    ("model", "model"),
+    ("param", "meas"),
+    ("desc", "desc"),
+)
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """One kind of output file.
+
+    Attributes
+    ----------
+    key
+        Registry key used by the code, e.g. ``"tacs"``.
+    level
+        ``"pet"`` (named after the source PET file, under ``[ses-<ss>/]pet/``), ``"anat"``
+        (named after the subject, under ``anat/``), ``"figure"`` (under ``figures/``) or
+        ``"root"`` (at the top of the output directory).
+    required
+        Entities that must be given (keys of :data:`ENTITY_ORDER`).
+    optional
+        Entities that may be given.
+    fixed
+        Entities with a fixed value, e.g. ``{"desc": "preproc"}``.
+    suffix
+        BIDS suffix and extension, e.g. ``"tacs.tsv"``.
+    description
+        One line for the documentation's outputs page.
+    """
+
+    key: str
+    level: str
+    suffix: str
+    description: str
+    required: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+    fixed: tuple[tuple[str, str], ...] = ()
+
+
+OUTPUTS: dict[str, OutputSpec] = {
+    s.key: s
+    for s in (
+        OutputSpec("confounds", "pet", "timeseries.tsv",
+                   "Per-frame rigid motion parameters (mm, rad) and framewise displacement (mm).",
+                   fixed=(("desc", "confounds"),)),
+        OutputSpec("preproc_pet", "pet", "pet.nii.gz",
+                   "Motion-corrected PET in native PET space (Bq/mL, decay corrected).",
+                   fixed=(("desc", "preproc"),)),
+        OutputSpec("petref", "pet", "petref.nii.gz",
+                   "PET reference: time-weighted mean of the motion-corrected frames.",
+                   optional=("space",)),
+        OutputSpec("pet_to_t1w_xfm", "pet", "xfm.txt",
+                   "Rigid PET-reference to T1w transform (ITK/ANTs affine text file).",
+                   fixed=(("from", "petref"), ("to", "T1w"), ("mode", "image"))),
+        OutputSpec("t1w_preproc", "anat", "T1w.nii.gz", "Preprocessed T1w (reference anatomy).",
+                   fixed=(("desc", "preproc"),)),
+        OutputSpec("brain_mask", "anat", "mask.nii.gz", "Brain mask in T1w space.",
+                   fixed=(("desc", "brain"),)),
+        OutputSpec("probseg", "anat", "probseg.nii.gz",
+                   "Tissue probability map (GM, WM or CSF) in T1w space.", required=("ref",)),
+        OutputSpec("t1w_to_mni_xfm", "anat", "xfm.h5",
+                   "T1w to MNI152NLin2009cAsym composite transform (ANTs HDF5).",
+                   fixed=(("from", "T1w"), ("to", "MNI152NLin2009cAsym"), ("mode", "image"))),
+        OutputSpec("dseg", "anat", "dseg.nii.gz", "Region labels in T1w space.",
+                   required=("atlas",)),
+        OutputSpec("dseg_tsv", "anat", "dseg.tsv", "Region label table (index, name).",
+                   required=("atlas",)),
+        OutputSpec("morph", "anat", "morph.tsv", "Region volumes (index, name, volume_mm3).",
+                   required=("atlas",)),
+        OutputSpec("tacs", "pet", "tacs.tsv",
+                   "Regional time-activity curves: frame_start, frame_end (s), one column per "
+                   "region (Bq/mL).", required=("atlas",), optional=("pvc",),
+                   fixed=(("desc", "preproc"),)),
+        OutputSpec("ref_tacs", "pet", "tacs.tsv", "Reference-region time-activity curve.",
+                   required=("ref",), optional=("pvc",), fixed=(("desc", "preproc"),)),
+        OutputSpec("ref_mask", "pet", "mask.nii.gz", "Reference-region mask in T1w space.",
+                   required=("ref",), fixed=(("space", "T1w"),)),
+        OutputSpec("kinpar", "pet", "kinpar.tsv",
+                   "Regional kinetic-model parameters and fit diagnostics, one row per region.",
+                   required=("atlas", "model"), optional=("pvc",)),
+        OutputSpec("mimap", "pet", "mimap.nii.gz", "Voxelwise parametric map.",
+                   required=("space", "model", "param"), optional=("pvc",)),
+        OutputSpec("figure", "figure", "", "Report figure.", required=("desc",)),
+    )
+}
+
+# Files that sit beside a data file and share its name with a different extension.
+SIDECAR_EXTENSIONS = (".json",)
+
+
+def _entity_string(spec: OutputSpec, entities: dict[str, str]) -> str:
+    unknown = set(entities) - set(spec.required) - set(spec.optional)
+    if unknown:
+        raise ValueError(f"output '{spec.key}' does not take entities {sorted(unknown)}")
+    missing = [e for e in spec.required if not entities.get(e)]
+    if missing:
+        raise ValueError(f"output '{spec.key}' needs entities {missing}")
+    values = dict(entities)
+    fixed = dict(spec.fixed)
+    parts = [f"{k}-{v}" for k, v in spec.fixed if k not in dict(ENTITY_ORDER)]
+    for key, bids_key in ENTITY_ORDER:
+        value = values.get(key) or fixed.get(key)
+        if value:
+            _check_label(value)
+            parts.append(f"{bids_key}-{value}")
+    return "".join(f"_{p}" for p in parts)
+
+
+def _check_label(value: str) -> None:
+    if not value.replace("+", "").isalnum():
+        raise ValueError(f"entity value '{value}' must be alphanumeric (BIDS label)")
+
+
+def subject_dir(subject: str, session: str | None = None) -> Path:
+    """``sub-<s>[/ses-<ss>]`` relative to the output directory."""
+    base = Path(f"sub-{subject}")
+    return base / f"ses-{session}" if session else base
+
+
+def output_path(
+    key: str,
+    *,
+    subject: str,
+    session: str | None = None,
+    src: str | None = None,
+    ext: str | None = None,
+    **entities: str | None,
+) -> Path:
+    """Path of one output, relative to the output directory.
+
+    Parameters
+    ----------
+    key
+        A key of :data:`OUTPUTS`.
+    subject, session
+        Labels without ``sub-``/``ses-``.
+    src
+        Source PET prefix (``sub-01_ses-baseline_trc-K2``); needed for ``pet`` and ``figure``
+        outputs.
+    ext
+        For figures, the file extension (``".svg"`` or ``".png"``).
+    **entities
+        Values for the spec's required/optional entities; ``None`` values are ignored.
+    """
+    spec = OUTPUTS[key]
+    given = {k: v for k, v in entities.items() if v is not None}
+    tail = _entity_string(spec, given)
+    if spec.level == "anat":
+        return Path(f"sub-{subject}") / "anat" / f"sub-{subject}{tail}_{spec.suffix}"
+    if not src:
+        raise ValueError(f"output '{key}' needs the source PET prefix 'src'")
+    if spec.level == "figure":
+        return Path(f"sub-{subject}") / "figures" / f"{src}{tail}{ext or '.svg'}"
+    return subject_dir(subject, session) / "pet" / f"{src}{tail}_{spec.suffix}"
+
+
+def sidecar_path(data_path: Path) -> Path:
+    """JSON sidecar beside a data file (``x_pet.nii.gz`` → ``x_pet.json``)."""
+    name = data_path.name
+    for ext in (".nii.gz", ".nii", ".tsv", ".txt", ".h5"):
+        if name.endswith(ext):
+            return data_path.with_name(name[: -len(ext)] + ".json")
+    raise ValueError(f"no sidecar convention for {name}")
+
+
+def report_path(subject: str) -> Path:
+    """Per-participant HTML report at the root of the output directory."""
+    return Path(f"sub-{subject}.html")
+
+
+def group_stats_path(analysis: str, measure: str) -> Path:
+    """Group-level statistics table, e.g. ``group/analysis-baseline_meas-SUVR_stats.tsv``."""
+    _check_label(analysis)
+    _check_label(measure)
+    return Path("group") / f"analysis-{analysis}_meas-{measure}_stats.tsv"
+
+
+def group_statmap_path(analysis: str, measure: str, contrast: str) -> Path:
+    """Group-level voxelwise map in template space."""
+    for v in (analysis, measure, contrast):
+        _check_label(v)
+    return (Path("group") / f"space-MNI152NLin2009cAsym_analysis-{analysis}_meas-{measure}"
+            f"_contrast-{contrast}_statmap.nii.gz")
