@@ -1,0 +1,175 @@
+"""Participant level: check inputs, build the graph, run it, write reports and a summary."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ketpet_bids.bids.layout import PetRun, discover_pet_runs
+from ketpet_bids.bids.metadata import PetMetadata, read_pet_metadata, check_output_dir
+from ketpet_bids.bids.participants import body_weight_kg
+from ketpet_bids.bids.sink import write_dataset_description, write_with
+from ketpet_bids.errors import InputError, ProcessingError
+from ketpet_bids.settings import Settings
+
+
+@dataclass
+class Progress:
+    """Counts finished nodes and prints one line per finished stage."""
+
+    total: int
+    enabled: bool = True
+    done: int = 0
+    failed: list[str] = field(default_factory=list)
+
+    def __call__(self, node, status: str) -> None:
+        if node.name.startswith("_"):  # a MapNode's sub-node: counted by its parent
+            return
+        if status == "exception":
+            self.failed.append(node.fullname)
+        if status != "end":
+            return
+        self.done += 1
+        if self.enabled:
+            print(f"[{self.done:>4}/{self.total}] {node.fullname}", flush=True)
+
+
+def check_runs(settings: Settings) -> tuple[list[PetRun], dict[Path, PetMetadata], list[str]]:
+    """Find and validate every PET run before anything is computed (InputError → exit 2)."""
+    from ketpet_bids.bids.validate import validate_bids
+    from ketpet_bids.cli.run import check_settings
+
+    if not settings.bids_dir.is_dir():
+        raise InputError(settings.bids_dir, "BIDS_DIR does not exist", "check the path")
+    check_output_dir(settings.bids_dir, settings.output_dir, settings.work_dir)
+    check_settings(settings)
+    warnings = [] if settings.skip_bids_validation else validate_bids(settings.bids_dir)
+    runs = discover_pet_runs(
+        settings.bids_dir, participant_label=settings.participant_label,
+        session_label=settings.session_label, tracer_label=settings.tracer_label,
+        rec_label=settings.rec_label, run_label=settings.run_label,
+        bids_filters=settings.bids_filters)
+    metadata = {run.pet: read_pet_metadata(run.sidecar, image_path=run.pet) for run in runs}
+    if "suv" in settings.models:
+        _check_suv_inputs(settings, runs, metadata)
+    return runs, metadata, list(warnings)
+
+
+def _check_suv_inputs(settings: Settings, runs: list[PetRun],
+                      metadata: dict[Path, PetMetadata]) -> None:
+    for run in runs:
+        if metadata[run.pet].injected_radioactivity_bq is None:
+            raise InputError(run.sidecar, "InjectedRadioactivity is missing; SUV needs it",
+                             "add it or drop 'suv' from --models")
+        if body_weight_kg(settings.bids_dir, run.subject, run.session) is None:
+            raise InputError(settings.bids_dir / "participants.tsv",
+                             f"no body_weight for sub-{run.subject}; SUV needs it",
+                             "add a body_weight column (kg) or drop 'suv' from --models")
+
+
+def configure(workflow, settings: Settings) -> None:
+    """Execution settings: fast scheduling, crash files in the work dir, quiet logs."""
+    from nipype import config, logging
+
+    log_dir = settings.work_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    config.update_config({"logging": {"log_directory": str(log_dir), "log_to_file": True,
+                                      "workflow_level": "WARNING",
+                                      "interface_level": "WARNING"},
+                          "execution": {"check_version": False}})
+    logging.update_logging(config)
+    workflow.config["execution"] = {
+        "crashdump_dir": str(settings.work_dir / "crash"),
+        "crashfile_format": "txt",
+        "poll_sleep_duration": 0.01,
+        "stop_on_first_crash": True,
+        "remove_unnecessary_outputs": False,
+    }
+
+
+def plugin_arguments(settings: Settings, progress: Callable) -> dict:
+    """Arguments for the chosen nipype plugin."""
+    args = dict(settings.plugin_config)
+    if settings.plugin in ("MultiProc", "Linear"):
+        args["status_callback"] = progress
+    if settings.plugin == "MultiProc":
+        args.setdefault("n_procs", settings.nprocs)
+        if settings.mem_gb:
+            args.setdefault("memory_gb", settings.mem_gb)
+    return args
+
+
+def run_participant_level(settings: Settings) -> list[Path]:
+    """Run the participant level; return the report files written."""
+    from ketpet_bids.reports.participant import build_participant_report
+    from ketpet_bids.workflows.base import init_ketpet_wf
+
+    started = time.monotonic()
+    runs, metadata, warnings = check_runs(settings)
+    print(f"Found {len(runs)} PET run(s) of {len({r.subject for r in runs})} participant(s):")
+    for run in runs:
+        print(f"  {run.pet.relative_to(settings.bids_dir)}  (T1w: {run.t1w.name})")
+    workflow = init_ketpet_wf(settings, runs)
+    configure(workflow, settings)
+    progress = Progress(total=len(workflow.list_node_names()), enabled=settings.progress)
+    try:
+        workflow.run(plugin=settings.plugin, plugin_args=plugin_arguments(settings, progress))
+    except RuntimeError as err:
+        raise ProcessingError(_failure_message(settings, progress, err)) from None
+    write_dataset_description(settings.output_dir, settings.bids_dir)
+    logs = settings.output_dir / "logs"
+    write_with(logs / "settings.toml", lambda tmp: tmp.write_text(settings.to_toml()))
+    reports = [
+        build_participant_report(settings.output_dir, subject,
+                                 _report_runs(settings, [r for r in runs if r.subject == subject],
+                                              metadata),
+                                 settings_toml=settings.to_toml(), warnings=warnings)
+        for subject in sorted({r.subject for r in runs})
+    ]
+    _print_summary(settings, runs, reports, warnings, time.monotonic() - started)
+    return reports
+
+
+def _report_runs(settings: Settings, runs: list[PetRun], metadata: dict[Path, PetMetadata]
+                 ) -> list[dict]:
+    from ketpet_bids.workflows.base import FALLBACK_ATLAS, subject_atlases
+    from ketpet_bids.bids.anat_derivatives import find_anat_derivatives
+
+    items = []
+    for run in runs:
+        derivatives = (find_anat_derivatives(settings.anat_derivatives, run.subject)
+                       if settings.anat_derivatives else None)
+        meta = metadata[run.pet]
+        items.append({
+            "src": run.source_prefix, "session": run.session,
+            "atlases": list(subject_atlases(settings, derivatives)) or [FALLBACK_ATLAS],
+            "models": list(settings.models),
+            "metadata": {"tracer": meta.tracer_name, "radionuclide": meta.radionuclide,
+                         "injected_radioactivity_bq": meta.injected_radioactivity_bq,
+                         "n_frames": meta.n_frames, "units": meta.units,
+                         "pet": str(run.pet), "t1w": str(run.t1w)},
+        })
+    return items
+
+
+def _failure_message(settings: Settings, progress: Progress, err: Exception) -> str:
+    crash_dir = settings.work_dir / "crash"
+    crashes = sorted(crash_dir.glob("crash-*"), key=lambda p: p.stat().st_mtime)
+    step = progress.failed[-1] if progress.failed else "unknown step"
+    participant = next((part for part in step.split(".") if part.startswith("sub_")), "")
+    where = f" (participant {participant.removeprefix('sub_').removesuffix('_wf')})" if participant else ""
+    crash = f"; details in {crashes[-1]}" if crashes else ""
+    return f"step {step}{where} failed{crash}"
+
+
+def _print_summary(settings: Settings, runs: list[PetRun], reports: list[Path],
+                   warnings: list[str], seconds: float) -> None:
+    print(f"\nParticipant level finished in {seconds:.0f} s.")
+    print(f"  runs processed: {len(runs)}; models: {', '.join(settings.models)}")
+    print(f"  derivatives: {settings.output_dir}")
+    for report in reports:
+        print(f"  report: {report}")
+    for warning in warnings:
+        print(f"  warning: {warning}")

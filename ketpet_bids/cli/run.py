@@ -1,0 +1,85 @@
+"""``ketpet-bids`` entry point: checks inputs, builds and runs the graph, reports.
+
+Exit codes: 0 success; 1 a processing step failed (the message names the step, the crash file
+and the participant); 2 bad usage or bad input (one line naming the file and the field).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from ketpet_bids.cli.parser import parse_args
+from ketpet_bids.errors import InputError, ProcessingError
+from ketpet_bids.settings import Settings
+
+IMPLEMENTED_VOXELWISE = ("none", "T1w")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``ketpet-bids`` with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    os.environ.setdefault("NIPYPE_NO_ET", "1")  # no version check over the network
+    try:
+        settings = parse_args(argv)
+        if settings.analysis_level == "participant":
+            from ketpet_bids.cli.participant import run_participant_level
+
+            run_participant_level(settings)
+        else:
+            run_group_level(settings)
+    except InputError as err:
+        print(f"ketpet-bids: error: {err.one_line()}", file=sys.stderr)
+        return 2
+    except ProcessingError as err:
+        print(f"ketpet-bids: processing failed: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def check_settings(settings: Settings) -> None:
+    """Reject options that this version cannot honour, before anything runs."""
+    if settings.pvc:
+        raise InputError("--pvc", "partial-volume correction is not available in this version",
+                         "drop --pvc")
+    if settings.fs_subjects_dir:
+        raise InputError("--fs-subjects-dir", "FreeSurfer input is not available in this "
+                         "version", "convert aparc+aseg to a seg-<name>_dseg in "
+                         "--anat-derivatives")
+    if settings.voxelwise not in IMPLEMENTED_VOXELWISE:
+        raise InputError("--voxelwise", f"'{settings.voxelwise}' maps need template "
+                         "registration, not available in this version", "use T1w or none")
+    if settings.atlas_space not in (None, "T1w"):
+        raise InputError("--atlas-space", "only T1w-space atlases are supported in this "
+                         "version", "resample the atlas to each T1w or use --anat-derivatives")
+    start, end = settings.suvr_window
+    if not 0 <= start < end:
+        raise InputError("--suvr-window", f"START {start} must be ≥ 0 and below END {end}")
+    from ketpet_bids.core.kinetics.registry import get_model
+
+    for model in settings.models:
+        get_model(model)
+
+
+def run_group_level(settings: Settings) -> None:
+    """Group statistics from participant-level outputs, and ``group/group.html``."""
+    from ketpet_bids.reports.group import build_group_report
+    from ketpet_bids.workflows.group import load_group_spec, run_group
+
+    if not settings.output_dir.is_dir():
+        raise InputError(settings.output_dir, "no participant-level outputs here",
+                         "run the participant level first")
+    started = time.monotonic()
+    spec = load_group_spec(settings.group_spec, settings.bids_dir)
+    result = run_group(settings.output_dir, settings.bids_dir, spec=spec)
+    report = build_group_report(settings.output_dir, result.stats_files, notes=result.notes)
+    print(f"Group level finished in {time.monotonic() - started:.1f} s: "
+          f"{len(result.stats_files)} tables under {settings.output_dir / 'group'}")
+    for note in result.notes:
+        print(f"  note: {note}")
+    print(f"Report: {report}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

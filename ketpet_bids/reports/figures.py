@@ -1,0 +1,367 @@
+"""Report figures: matplotlib (Agg backend) drawings written as SVG files.
+
+Every function takes arrays or tables plus a target path, draws one figure, writes it
+atomically (:func:`ketpet_bids.bids.sink.write_with`) and returns the path. Image arrays are
+expected in RAS+ voxel order (``nibabel.as_closest_canonical``): axis 0 runs left → right,
+axis 1 posterior → anterior, axis 2 inferior → superior. Slices are shown in neurological
+convention (left on the left). SVG output is deterministic (fixed hash salt, no date).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.colors import ListedColormap  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from ketpet_bids.bids.sink import write_with  # noqa: E402
+
+plt.rcParams.update({"svg.hashsalt": "ketpet_bids", "font.size": 9, "image.interpolation":
+                     "nearest"})
+
+MOTION_COLUMNS = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z",
+                  "framewise_displacement")
+_VIEWS = ("sagittal", "coronal", "axial")
+
+
+def save_svg(fig: Figure, target: Path) -> Path:
+    """Write ``fig`` to ``target`` as SVG atomically and close it."""
+    try:
+        write_with(Path(target), lambda tmp: fig.savefig(tmp, format="svg", metadata={"Date": None},
+                                                         bbox_inches="tight"))
+    finally:
+        plt.close(fig)
+    return Path(target)
+
+
+def frame_mid_times_min(frame_start_s: np.ndarray, frame_end_s: np.ndarray) -> np.ndarray:
+    """Frame mid-times in minutes.
+
+    Parameters
+    ----------
+    frame_start_s, frame_end_s
+        Shape (n_frames,), seconds from injection.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (n_frames,), minutes.
+
+    Examples
+    --------
+    >>> frame_mid_times_min(np.array([0.0, 60.0]), np.array([60.0, 180.0])).tolist()
+    [0.5, 2.0]
+    """
+    return (np.asarray(frame_start_s, float) + np.asarray(frame_end_s, float)) / 120.0
+
+
+def plot_motion(confounds: pd.DataFrame, target: Path,
+                times_min: np.ndarray | None = None) -> Path:
+    """Rigid motion parameters and framewise displacement over time.
+
+    Parameters
+    ----------
+    confounds
+        The ``desc-confounds_timeseries.tsv`` table: ``trans_x trans_y trans_z`` (mm),
+        ``rot_x rot_y rot_z`` (rad), ``framewise_displacement`` (mm); one row per frame.
+        ``n/a`` (NaN) values (FD of the first frame) are left as gaps.
+    target
+        SVG file to write.
+    times_min
+        Shape (n_frames,), frame mid-times in minutes; frame numbers are used when ``None``.
+    """
+    missing = [c for c in MOTION_COLUMNS if c not in confounds.columns]
+    if missing:
+        raise ValueError(f"confounds table lacks columns {missing}")
+    x = np.arange(1, len(confounds) + 1) if times_min is None else np.asarray(times_min)
+    fig, axes = plt.subplots(3, 1, figsize=(7, 5.5), sharex=True)
+    for axis in "xyz":
+        axes[0].plot(x, confounds[f"trans_{axis}"], marker=".", label=axis)
+        axes[1].plot(x, np.degrees(confounds[f"rot_{axis}"].to_numpy(float)), marker=".",
+                     label=axis)
+    axes[2].plot(x, confounds["framewise_displacement"], marker=".", color="k")
+    axes[0].set_ylabel("translation (mm)")
+    axes[1].set_ylabel("rotation (°)")
+    axes[2].set_ylabel("FD (mm)")
+    axes[2].set_xlabel("time (min)" if times_min is not None else "frame")
+    for ax in axes[:2]:
+        ax.legend(loc="upper left", ncols=3, frameon=False)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    return save_svg(fig, target)
+
+
+def slice_indices(volume: np.ndarray) -> tuple[int, int, int]:
+    """Voxel indices of three orthogonal slices through the centre of mass of ``volume > 0``.
+
+    Parameters
+    ----------
+    volume
+        Shape (X, Y, Z); negative or non-finite values are ignored.
+
+    Returns
+    -------
+    tuple of int
+        (i, j, k); the array centre when the volume has no positive voxel.
+    """
+    weights = np.where(np.isfinite(volume) & (volume > 0), 1.0, 0.0)
+    if weights.sum() == 0:
+        return tuple(int(s // 2) for s in volume.shape)  # type: ignore[return-value]
+    grids = np.indices(volume.shape, sparse=True)
+    total = weights.sum()
+    return tuple(int(round(float((g * weights).sum() / total))) for g in grids)  # type: ignore
+
+
+def _cut(volume: np.ndarray, view: str, index: int) -> np.ndarray:
+    """One slice, transposed so that rows run inferior→superior or posterior→anterior."""
+    if view == "sagittal":
+        return volume[index, :, :].T
+    if view == "coronal":
+        return volume[:, index, :].T
+    return volume[:, :, index].T
+
+
+def _aspect(zooms: Sequence[float], view: str) -> float:
+    """Display aspect (row spacing / column spacing) of a slice."""
+    zx, zy, zz = (float(z) for z in zooms[:3])
+    return {"sagittal": zz / zy, "coronal": zz / zx, "axial": zy / zx}[view]
+
+
+def _anatomy_axes(t1w: np.ndarray, zooms: Sequence[float], cuts: tuple[int, int, int],
+                  ) -> tuple[Figure, np.ndarray]:
+    """Figure with the T1w in grey on three orthogonal slices."""
+    finite = t1w[np.isfinite(t1w)]
+    vmax = float(np.percentile(finite, 99.5)) if finite.size else 1.0
+    fig, axes = plt.subplots(1, 3, figsize=(9, 3.4))
+    for ax, view, index in zip(axes, _VIEWS, cuts, strict=True):
+        ax.imshow(_cut(t1w, view, index), cmap="gray", origin="lower", vmin=0, vmax=vmax,
+                  aspect=_aspect(zooms, view))
+        ax.set_title(f"{view} {index}")
+        ax.set_axis_off()
+    return fig, axes
+
+
+def _check_same_grid(*volumes: np.ndarray) -> None:
+    shapes = {v.shape[:3] for v in volumes}
+    if len(shapes) != 1:
+        raise ValueError(f"images must share one voxel grid, got shapes {sorted(shapes)}")
+
+
+def plot_contours(t1w: np.ndarray, petref: np.ndarray, zooms: Sequence[float],
+                  target: Path, levels: Sequence[float] = (0.3, 0.6)) -> Path:
+    """PET reference contours over three orthogonal T1w slices (co-registration check).
+
+    Parameters
+    ----------
+    t1w
+        Shape (X, Y, Z), T1w intensities (arbitrary units), RAS+ voxel order.
+    petref
+        Shape (X, Y, Z), PET reference resampled onto the T1w grid (Bq/mL).
+    zooms
+        T1w voxel sizes (mm), length ≥ 3.
+    target
+        SVG file to write.
+    levels
+        Contour levels as fractions of the PET's 99th percentile.
+    """
+    _check_same_grid(t1w, petref)
+    pet = np.nan_to_num(np.asarray(petref, np.float32))
+    top = float(np.percentile(pet, 99)) or 1.0
+    cuts = slice_indices(pet)
+    fig, axes = _anatomy_axes(t1w, zooms, cuts)
+    colours = plt.cm.autumn(np.linspace(0, 1, len(levels)))
+    for ax, view, index in zip(axes, _VIEWS, cuts, strict=True):
+        section = _cut(pet, view, index)
+        if section.max() > min(levels) * top:
+            ax.contour(section, levels=[lv * top for lv in levels], colors=colours,
+                       linewidths=0.8, origin="lower")
+    return save_svg(fig, target)
+
+
+def label_boundaries(labels: np.ndarray) -> np.ndarray:
+    """Mask of 2-D pixels whose 4-neighbourhood contains another label.
+
+    Parameters
+    ----------
+    labels
+        Shape (R, C), integer labels (0 = background).
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (R, C), bool; ``True`` on the edge of every non-zero label.
+
+    Examples
+    --------
+    >>> lab = np.zeros((5, 5), int); lab[1:4, 1:4] = 2
+    >>> label_boundaries(lab).astype(int).sum()   # the 8 outer pixels of the 3×3 square
+    8
+    """
+    padded = np.pad(labels, 1, mode="edge")
+    centre = padded[1:-1, 1:-1]
+    differs = ((padded[:-2, 1:-1] != centre) | (padded[2:, 1:-1] != centre)
+               | (padded[1:-1, :-2] != centre) | (padded[1:-1, 2:] != centre))
+    return differs & (centre != 0)
+
+
+def _label_colours(n: int) -> ListedColormap:
+    """Distinct colours for labels 1..n (index 0 transparent)."""
+    base = plt.get_cmap("tab20")(np.arange(max(n, 1)) % 20)
+    return ListedColormap(np.vstack([[0, 0, 0, 0], base]))
+
+
+def plot_regions(t1w: np.ndarray, dseg: np.ndarray, zooms: Sequence[float], target: Path,
+                 names: dict[int, str] | None = None) -> Path:
+    """Region labels as translucent colours with outlines over three orthogonal T1w slices.
+
+    Parameters
+    ----------
+    t1w
+        Shape (X, Y, Z), T1w intensities, RAS+ voxel order.
+    dseg
+        Shape (X, Y, Z), integer labels on the T1w grid (0 = background).
+    zooms
+        Voxel sizes (mm).
+    target
+        SVG file to write.
+    names
+        Label index → region name, for the legend (only labels present are listed).
+    """
+    _check_same_grid(t1w, dseg)
+    labels = np.asarray(dseg).astype(np.int32)
+    present, dense = np.unique(labels, return_inverse=True)
+    dense = dense.reshape(labels.shape)
+    if present[0] != 0:  # keep 0 as background in the dense numbering
+        dense = dense + 1
+        present = np.concatenate([[0], present])
+    cmap = _label_colours(len(present) - 1)
+    cuts = slice_indices(labels)
+    fig, axes = _anatomy_axes(t1w, zooms, cuts)
+    for ax, view, index in zip(axes, _VIEWS, cuts, strict=True):
+        section = _cut(dense, view, index)
+        aspect = _aspect(zooms, view)
+        ax.imshow(np.ma.masked_equal(section, 0), cmap=cmap, vmin=0, vmax=len(present) - 1,
+                  alpha=0.35, origin="lower", aspect=aspect)
+        edges = np.where(label_boundaries(section), section, 0)
+        ax.imshow(np.ma.masked_equal(edges, 0), cmap=cmap, vmin=0, vmax=len(present) - 1,
+                  origin="lower", aspect=aspect)
+    if names:
+        handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(i))
+                   for i, lab in enumerate(present) if lab != 0]
+        fig.legend(handles, [names.get(int(lab), str(lab)) for lab in present if lab != 0],
+                   loc="lower center", ncols=min(6, len(handles)), frameon=False, fontsize=7)
+    return save_svg(fig, target)
+
+
+def plot_tacs(tacs: pd.DataFrame, target: Path, title: str = "") -> Path:
+    """Regional time-activity curves on linear axes.
+
+    Parameters
+    ----------
+    tacs
+        The ``tacs.tsv`` table: ``frame_start frame_end`` (s) then one column per region
+        (Bq/mL).
+    target
+        SVG file to write.
+    title
+        Figure title.
+
+    Notes
+    -----
+    Time is shown in minutes (frame mid-times) and activity in kBq/mL.
+    """
+    if not {"frame_start", "frame_end"} <= set(tacs.columns):
+        raise ValueError("TAC table lacks frame_start/frame_end columns")
+    regions = [c for c in tacs.columns if c not in ("frame_start", "frame_end")]
+    t_min = frame_mid_times_min(tacs["frame_start"].to_numpy(), tacs["frame_end"].to_numpy())
+    fig, ax = plt.subplots(figsize=(7, 4))
+    colours = plt.get_cmap("tab20")(np.arange(len(regions)) % 20)
+    for region, colour in zip(regions, colours, strict=True):
+        ax.plot(t_min, tacs[region].to_numpy(float) / 1000.0, marker=".", color=colour,
+                label=region)
+    ax.set_xlabel("time (min)")
+    ax.set_ylabel("activity (kBq/mL)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, fontsize=7,
+              ncols=1 + len(regions) // 25)
+    return save_svg(fig, target)
+
+
+def plot_parametric_map(t1w: np.ndarray, pmap: np.ndarray, zooms: Sequence[float],
+                        target: Path, label: str) -> Path:
+    """A parametric map over three orthogonal T1w slices, with a colour bar.
+
+    Parameters
+    ----------
+    t1w
+        Shape (X, Y, Z), T1w intensities, RAS+ voxel order.
+    pmap
+        Shape (X, Y, Z), parameter values on the T1w grid; NaN and zero are transparent.
+    zooms
+        Voxel sizes (mm).
+    target
+        SVG file to write.
+    label
+        Colour-bar label (parameter and unit).
+    """
+    _check_same_grid(t1w, pmap)
+    values = np.asarray(pmap, np.float32)
+    shown = np.isfinite(values) & (values != 0)
+    lo, hi = (np.percentile(values[shown], [2, 98]) if shown.any() else (0.0, 1.0))
+    cuts = slice_indices(np.where(shown, 1.0, 0.0))
+    fig, axes = _anatomy_axes(t1w, zooms, cuts)
+    image = None
+    for ax, view, index in zip(axes, _VIEWS, cuts, strict=True):
+        section = np.ma.masked_where(~_cut(shown, view, index), _cut(values, view, index))
+        image = ax.imshow(section, cmap="inferno", vmin=lo, vmax=hi, alpha=0.8, origin="lower",
+                          aspect=_aspect(zooms, view))
+    fig.colorbar(image, ax=list(axes), shrink=0.8, label=label)
+    return save_svg(fig, target)
+
+
+def plot_forest(stats: pd.DataFrame, target: Path, title: str = "") -> Path:
+    """Forest plot: estimate and confidence interval per region, one panel per contrast.
+
+    Parameters
+    ----------
+    stats
+        A group ``*_stats.tsv`` table (columns ``region contrast estimate ci_low ci_high
+        q_fdr`` at least); rows with ``q_fdr < 0.05`` are drawn filled.
+    target
+        SVG file to write.
+    title
+        Figure title (analysis and measure).
+    """
+    contrasts = list(dict.fromkeys(stats["contrast"]))
+    n_regions = stats.groupby("contrast").size().max()
+    fig, axes = plt.subplots(1, len(contrasts), figsize=(3.6 * len(contrasts),
+                                                         1.0 + 0.28 * n_regions),
+                             squeeze=False, sharey=True)
+    for ax, contrast in zip(axes[0], contrasts, strict=True):
+        rows = stats[stats["contrast"] == contrast]
+        y = np.arange(len(rows))[::-1]
+        est = rows["estimate"].to_numpy(float)
+        err = np.vstack([est - rows["ci_low"].to_numpy(float),
+                         rows["ci_high"].to_numpy(float) - est])
+        significant = rows["q_fdr"].to_numpy(float) < 0.05
+        ax.errorbar(est, y, xerr=err, fmt="none", ecolor="0.4", capsize=2)
+        ax.scatter(est[significant], y[significant], color="C3", zorder=3, label="q < 0.05")
+        ax.scatter(est[~significant], y[~significant], facecolor="white", edgecolor="C0",
+                   zorder=3, label="q ≥ 0.05")
+        ax.axvline(0.0, color="k", linewidth=0.8)
+        ax.set_yticks(y, rows["region"].astype(str))
+        ax.set_title(str(contrast))
+        ax.set_xlabel("estimate (95% CI)")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0][0].legend(loc="lower right", fontsize=7)
+    fig.suptitle(title)
+    return save_svg(fig, target)

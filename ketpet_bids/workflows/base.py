@@ -1,0 +1,202 @@
+"""The top-level builder: the only place that reads :class:`~ketpet_bids.settings.Settings`.
+
+Graph: one sub-workflow per participant (anatomy once, shared by all their PET runs, so that
+regions are identical across sessions), and inside it one sub-workflow per PET run:
+prepare (units, decay) → head-motion correction → co-registration → regional TACs per atlas →
+kinetic models per atlas → sinks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nipype.pipeline import engine as pe
+
+from ketpet_bids.bids.anat_derivatives import AnatDerivatives, find_anat_derivatives, load_user_atlas
+from ketpet_bids.bids.layout import PetRun
+from ketpet_bids.bids.participants import body_weight_kg
+from ketpet_bids.interfaces.pet import PreparePET
+from ketpet_bids.settings import Settings
+from ketpet_bids.workflows.anat import init_anat_wf
+from ketpet_bids.workflows.outputs import derivatives_sink, pet_sidecar_node
+from ketpet_bids.workflows.pet.coreg import init_pet_coreg_wf
+from ketpet_bids.workflows.pet.hmc import init_pet_hmc_wf
+from ketpet_bids.workflows.pet.kinetics import init_pet_kinetics_wf
+from ketpet_bids.workflows.pet.tacs import init_pet_tacs_wf
+
+FALLBACK_ATLAS = "brain"
+
+
+def init_ketpet_wf(settings: Settings, runs: list[PetRun]) -> pe.Workflow:
+    """Whole participant-level graph for the discovered PET runs.
+
+    Parameters
+    ----------
+    settings
+        Run settings.
+    runs
+        PET runs found in the BIDS dataset (already validated).
+    """
+    workflow = pe.Workflow(name="ketpet_wf", base_dir=str(settings.work_dir))
+    for subject in sorted({run.subject for run in runs}):
+        subject_runs = [run for run in runs if run.subject == subject]
+        workflow.add_nodes([init_single_subject_wf(settings, subject, subject_runs)])
+    return workflow
+
+
+def subject_atlases(settings: Settings, derivatives: AnatDerivatives | None
+                    ) -> dict[str, tuple[Path, Path]]:
+    """Atlas name → (label image, label table), from the derivatives and ``--atlas``."""
+    atlases = dict(derivatives.segs) if derivatives else {}
+    for spec in settings.atlas:
+        name, image, table = load_user_atlas(Path(spec))
+        atlases[name] = (image, table)
+    return atlases
+
+
+def init_single_subject_wf(settings: Settings, subject: str, runs: list[PetRun]) -> pe.Workflow:
+    """Anatomy once for the participant, then one PET sub-workflow per run."""
+    workflow = pe.Workflow(name=f"sub_{subject}_wf")
+    derivatives = (find_anat_derivatives(settings.anat_derivatives, subject)
+                   if settings.anat_derivatives else None)
+    atlases = subject_atlases(settings, derivatives)
+    atlas_names = list(atlases) or [FALLBACK_ATLAS]
+    anat_wf = init_anat_wf(derivatives=derivatives, atlases=atlases,
+                           omp_nthreads=settings.omp_nthreads)
+    anat_wf.inputs.inputnode.t1w = str(anatomical_reference(runs))
+    out = {"output_dir": settings.output_dir, "subject": subject}
+    ds_t1w = derivatives_sink("t1w_preproc", **out)
+    ds_mask = derivatives_sink("brain_mask", **out)
+    per_atlas = [{"atlas": a} for a in atlas_names]
+    ds_dseg = derivatives_sink("dseg", entities=per_atlas, **out)
+    ds_dseg_tsv = derivatives_sink("dseg_tsv", entities=per_atlas, **out)
+    ds_morph = derivatives_sink("morph", entities=per_atlas, **out)
+    workflow.connect([
+        (anat_wf, ds_t1w, [("outputnode.t1w_preproc", "in_files")]),
+        (anat_wf, ds_mask, [("outputnode.brain_mask", "in_files")]),
+        (anat_wf, ds_dseg, [("outputnode.dseg_files", "in_files")]),
+        (anat_wf, ds_dseg_tsv, [("outputnode.dseg_tsvs", "in_files")]),
+        (anat_wf, ds_morph, [("outputnode.morph_tsvs", "in_files")]),
+    ])
+    for run in runs:
+        pet_wf = init_pet_wf(settings, run, atlas_names)
+        workflow.connect([
+            (anat_wf, pet_wf, [("outputnode.t1w_preproc", "inputnode.t1w"),
+                               ("outputnode.brain_mask", "inputnode.brain_mask"),
+                               ("outputnode.dseg_files", "inputnode.dseg_files"),
+                               ("outputnode.dseg_tsvs", "inputnode.dseg_tsvs")]),
+        ])
+    return workflow
+
+
+def anatomical_reference(runs: list[PetRun]) -> Path:
+    """The T1w used for all of a participant's runs (the first run's, in sorted order)."""
+    return sorted(runs, key=lambda r: (r.session or "", str(r.pet)))[0].t1w
+
+
+def _pick(items: list, index: int):
+    return items[index]
+
+
+def init_pet_wf(settings: Settings, run: PetRun, atlas_names: list[str]) -> pe.Workflow:
+    """One PET run: prepare → HMC → co-registration → TACs and models per atlas → sinks."""
+    from nipype.interfaces import utility as niu
+
+    label = run.source_prefix.replace("-", "").replace("_", "")
+    workflow = pe.Workflow(name=f"pet_{label}_wf")
+    inputnode = pe.Node(niu.IdentityInterface(
+        fields=["t1w", "brain_mask", "dseg_files", "dseg_tsvs"]), name="inputnode")
+    prepare = pe.Node(PreparePET(in_file=str(run.pet), sidecar=str(run.sidecar)),
+                      name="prepare_pet")
+    hmc_wf = init_pet_hmc_wf(start_time=settings.hmc_start_time, fwhm_mm=settings.hmc_fwhm,
+                             hmc_off=settings.hmc_off, omp_nthreads=settings.omp_nthreads,
+                             seed=settings.seed)
+    coreg_wf = init_pet_coreg_wf(mode=settings.coreg, omp_nthreads=settings.omp_nthreads,
+                                 seed=settings.seed)
+    out = {"output_dir": settings.output_dir, "subject": run.subject,
+           "session": run.session, "src": run.source_prefix}
+    sidecar = pet_sidecar_node(run.pet)
+    ds_confounds = derivatives_sink("confounds", **out)
+    ds_preproc = derivatives_sink("preproc_pet", **out)
+    ds_petref = derivatives_sink("petref", **out)
+    ds_xfm = derivatives_sink("pet_to_t1w_xfm", **out)
+    workflow.connect([
+        (prepare, hmc_wf, [("out_file", "inputnode.pet_file"),
+                           ("frame_start", "inputnode.frame_start"),
+                           ("frame_duration", "inputnode.frame_duration")]),
+        (prepare, sidecar, [("frame_start", "frame_start"),
+                            ("frame_duration", "frame_duration")]),
+        (hmc_wf, coreg_wf, [("outputnode.petref", "inputnode.petref")]),
+        (inputnode, coreg_wf, [("t1w", "inputnode.t1w"), ("brain_mask", "inputnode.t1w_mask")]),
+        (hmc_wf, ds_confounds, [("outputnode.confounds_tsv", "in_files"),
+                                ("outputnode.hmc_json", "sidecars")]),
+        (hmc_wf, ds_preproc, [("outputnode.pet_preproc", "in_files")]),
+        (sidecar, ds_preproc, [("metadata", "metadata")]),
+        (hmc_wf, ds_petref, [("outputnode.petref", "in_files")]),
+        (coreg_wf, ds_xfm, [("outputnode.pet_to_t1w_xfm", "in_files"),
+                            ("outputnode.coreg_json", "sidecars")]),
+    ])
+    weight = body_weight_kg(settings.bids_dir, run.subject, run.session)
+    for index, atlas in enumerate(atlas_names):
+        _connect_atlas(workflow, settings, run, atlas, index, weight,
+                       nodes=(inputnode, prepare, hmc_wf, coreg_wf), out=out)
+    return workflow
+
+
+def _connect_atlas(workflow: pe.Workflow, settings: Settings, run: PetRun, atlas: str,
+                   index: int, body_weight: float | None, *, nodes: tuple, out: dict) -> None:
+    """Regional TACs and kinetic models for one atlas (voxelwise maps with the first only)."""
+    inputnode, prepare, hmc_wf, coreg_wf = nodes
+    tacs_wf = init_pet_tacs_wf(atlas_name=atlas, ref_region=settings.ref_region,
+                               name=f"tacs_{atlas}_wf")
+    kinetics_wf = init_pet_kinetics_wf(
+        models=settings.models, atlas_name=atlas, suvr_window=settings.suvr_window,
+        ref_region=settings.ref_region,
+        voxelwise_t1w=index == 0 and settings.voxelwise in ("T1w", "both"),
+        name=f"kinetics_{atlas}_wf")
+    kinetics_wf.inputs.inputnode.body_weight_kg = body_weight
+    ds_tacs = derivatives_sink("tacs", entities={"atlas": atlas}, name=f"ds_tacs_{atlas}", **out)
+    ds_kinpar = derivatives_sink("kinpar", name=f"ds_kinpar_{atlas}", **out)
+    workflow.connect([
+        (inputnode, tacs_wf, [(("dseg_files", _pick, index), "inputnode.dseg"),
+                              (("dseg_tsvs", _pick, index), "inputnode.dseg_tsv"),
+                              ("brain_mask", "inputnode.brain_mask")]),
+        (hmc_wf, tacs_wf, [("outputnode.pet_preproc", "inputnode.pet_file")]),
+        (prepare, tacs_wf, [("frame_start", "inputnode.frame_start"),
+                            ("frame_duration", "inputnode.frame_duration")]),
+        (coreg_wf, tacs_wf, [("outputnode.pet_to_t1w_matrix", "inputnode.pet_to_t1w_matrix")]),
+        (tacs_wf, kinetics_wf, [("outputnode.tacs_tsv", "inputnode.tacs_tsv"),
+                                ("outputnode.ref_tacs_tsv", "inputnode.ref_tacs_tsv")]),
+        (hmc_wf, kinetics_wf, [("outputnode.pet_preproc", "inputnode.pet_file")]),
+        (prepare, kinetics_wf, [("frame_start", "inputnode.frame_start"),
+                                ("frame_duration", "inputnode.frame_duration"),
+                                (("metadata", _injected_bq), "inputnode.injected_radioactivity_bq")]),
+        (coreg_wf, kinetics_wf, [("outputnode.pet_to_t1w_matrix",
+                                  "inputnode.pet_to_t1w_matrix")]),
+        (inputnode, kinetics_wf, [("t1w", "inputnode.t1w_ref")]),
+        (tacs_wf, ds_tacs, [("outputnode.tacs_tsv", "in_files"),
+                            ("outputnode.tacs_json", "sidecars")]),
+        (kinetics_wf, ds_kinpar, [("outputnode.kinpar_files", "in_files"),
+                                  ("outputnode.kinpar_entities", "entities"),
+                                  ("outputnode.kinpar_jsons", "sidecars")]),
+    ])
+    if index == 0:
+        ref = {"ref": reference_label(settings.ref_region)}
+        ds_ref = derivatives_sink("ref_tacs", entities=ref, **out)
+        ds_ref_mask = derivatives_sink("ref_mask", entities=ref, **out)
+        ds_mimap = derivatives_sink("mimap", **out)
+        workflow.connect([
+            (tacs_wf, ds_ref, [("outputnode.ref_tacs_tsv", "in_files")]),
+            (tacs_wf, ds_ref_mask, [("outputnode.ref_mask", "in_files")]),
+            (kinetics_wf, ds_mimap, [("outputnode.mimap_files", "in_files"),
+                                     ("outputnode.mimap_entities", "entities")]),
+        ])
+
+
+def _injected_bq(metadata: dict):
+    return metadata.get("injected_radioactivity_bq")
+
+
+def reference_label(ref_region: str) -> str:
+    """BIDS label for a reference-region definition (``caudate+putamen`` → ``caudateputamen``)."""
+    return "".join(ch for ch in ref_region if ch.isalnum())
