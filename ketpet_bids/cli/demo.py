@@ -14,13 +14,18 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``ketpet-bids-demo`` argument parser."""
     parser = argparse.ArgumentParser(
         prog="ketpet-bids-demo",
-        description="Simulate a tiny [11C]K-2 study (2 patients with baseline and post scans, "
-        "2 controls), run the participant and group levels on it, and print where the "
+        description="Simulate a tiny [11C]K-2 study (4 patients with baseline and post scans, "
+        "3 controls), run the participant and group levels on it, and print where the "
         "derivatives and reports are. Takes a few minutes on 2 cores.")
     parser.add_argument("out_dir", type=Path, help="empty or new directory for the demo")
-    parser.add_argument("--n-patients", type=int, default=2)
-    parser.add_argument("--n-controls", type=int, default=2)
+    parser.add_argument("--n-patients", type=int, default=4,
+                        help="patients (baseline and post scans; half ketamine, half placebo)")
+    parser.add_argument("--n-controls", type=int, default=3, help="controls (baseline only)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--noise", type=float, default=1.0,
+                        help="noise scale of the simulated PET (0: noise-free)")
+    parser.add_argument("--psf-fwhm", type=float, default=6.0, metavar="MM",
+                        help="scanner resolution of the simulated PET (0: none)")
     parser.add_argument("--nprocs", type=int, default=os.cpu_count() or 1)
     return parser
 
@@ -35,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     if not (bids_dir / "dataset_description.json").exists():
         print(f"Simulating the study into {bids_dir} …", flush=True)
         simulate_study(bids_dir, n_patients=args.n_patients, n_controls=args.n_controls,
-                       size="tiny", seed=args.seed, preset="k2-ketamine")
+                       size="tiny", seed=args.seed, preset="k2-ketamine", noise=args.noise,
+                       psf_fwhm_mm=args.psf_fwhm)
     common = [str(bids_dir), str(derivatives)]
     code = ketpet_main([*common, "participant", "-w", str(work), "--nprocs", str(args.nprocs),
                         "--preset", "k2", "--anat-derivatives",

@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="FreeSurfer SUBJECTS_DIR with aparc+aseg per subject")
     proc.add_argument("--anat-derivatives", type=Path, metavar="DIR",
                       help="sMRIPrep/fMRIPrep-style derivatives to use instead of recomputing "
-                      "(desc-preproc_T1w, desc-brain_mask, label-*_probseg, seg-*_dseg)")
+                      "(desc-preproc_T1w, desc-brain_mask, label-<GM|WM|CSF>_probseg, seg-<name>_dseg)")
     proc.add_argument("--pvc", nargs="+", default=[], metavar="METHOD",
                       help="partial-volume correction methods")
     proc.add_argument("--pvc-psf", nargs="+", type=float, default=[], metavar="FWHM",
@@ -118,12 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _strip(labels: list[str], prefix: str) -> tuple[str, ...]:
+def _strip(labels: list[str], prefix: str, option: str) -> tuple[str, ...]:
     out = []
     for label in labels:
         value = label[len(prefix):] if label.startswith(prefix) else label
         if not value or not value.replace("-", "").isalnum():
-            raise InputError(f"--{prefix.rstrip('-')}-label", f"'{label}' is not a BIDS label",
+            raise InputError(option, f"'{label}' is not a BIDS label",
                              "use letters and digits only")
         out.append(value)
     return tuple(out)
@@ -159,11 +159,11 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         output_dir=output_dir,
         analysis_level=args.analysis_level,
         work_dir=(args.work_dir or output_dir.with_name(output_dir.name + "_work")).absolute(),
-        participant_label=_strip(args.participant_label, "sub-"),
-        session_label=_strip(args.session_label, "ses-"),
-        tracer_label=_strip(args.tracer_label, "trc-"),
-        rec_label=_strip(args.rec_label, "rec-"),
-        run_label=_strip(args.run_label, "run-"),
+        participant_label=_strip(args.participant_label, "sub-", "--participant-label"),
+        session_label=_strip(args.session_label, "ses-", "--session-label"),
+        tracer_label=_strip(args.tracer_label, "trc-", "--tracer-label"),
+        rec_label=_strip(args.rec_label, "rec-", "--rec-label"),
+        run_label=_strip(args.run_label, "run-", "--run-label"),
         bids_filters=_read_mapping(args.bids_filter_file, "--bids-filter-file"),
         nprocs=max(1, args.nprocs),
         omp_nthreads=max(1, args.omp_nthreads),

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ketpet_bids.bids.layout import PetRun, discover_pet_runs
-from ketpet_bids.bids.metadata import PetMetadata, read_pet_metadata, check_output_dir
+from ketpet_bids.bids.metadata import PetMetadata
 from ketpet_bids.bids.participants import body_weight_kg
 from ketpet_bids.bids.sink import write_dataset_description, write_with
 from ketpet_bids.errors import InputError, ProcessingError
@@ -38,7 +38,7 @@ class Progress:
 
 def check_runs(settings: Settings) -> tuple[list[PetRun], dict[Path, PetMetadata], list[str]]:
     """Find and validate every PET run before anything is computed (InputError → exit 2)."""
-    from ketpet_bids.bids.validate import validate_bids
+    from ketpet_bids.bids.validate import check_output_dir, check_pet_run, validate_bids
     from ketpet_bids.cli.run import check_settings
 
     if not settings.bids_dir.is_dir():
@@ -51,7 +51,7 @@ def check_runs(settings: Settings) -> tuple[list[PetRun], dict[Path, PetMetadata
         session_label=settings.session_label, tracer_label=settings.tracer_label,
         rec_label=settings.rec_label, run_label=settings.run_label,
         bids_filters=settings.bids_filters)
-    metadata = {run.pet: read_pet_metadata(run.sidecar, image_path=run.pet) for run in runs}
+    metadata = {run.pet: check_pet_run(run) for run in runs}
     if "suv" in settings.models:
         _check_suv_inputs(settings, runs, metadata)
     return runs, metadata, list(warnings)
@@ -103,11 +103,11 @@ def plugin_arguments(settings: Settings, progress: Callable) -> dict:
 
 def run_participant_level(settings: Settings) -> list[Path]:
     """Run the participant level; return the report files written."""
+    started = time.monotonic()
+    runs, metadata, warnings = check_runs(settings)
     from ketpet_bids.reports.participant import build_participant_report
     from ketpet_bids.workflows.base import init_ketpet_wf
 
-    started = time.monotonic()
-    runs, metadata, warnings = check_runs(settings)
     print(f"Found {len(runs)} PET run(s) of {len({r.subject for r in runs})} participant(s):")
     for run in runs:
         print(f"  {run.pet.relative_to(settings.bids_dir)}  (T1w: {run.t1w.name})")
@@ -121,6 +121,7 @@ def run_participant_level(settings: Settings) -> list[Path]:
     write_dataset_description(settings.output_dir, settings.bids_dir)
     logs = settings.output_dir / "logs"
     write_with(logs / "settings.toml", lambda tmp: tmp.write_text(settings.to_toml()))
+    write_methods(settings, runs)
     reports = [
         build_participant_report(settings.output_dir, subject,
                                  _report_runs(settings, [r for r in runs if r.subject == subject],
@@ -132,8 +133,44 @@ def run_participant_level(settings: Settings) -> list[Path]:
     return reports
 
 
-def _report_runs(settings: Settings, runs: list[PetRun], metadata: dict[Path, PetMetadata]
-                 ) -> list[dict]:
+def methods_stages(settings: Settings, atlases: list[str]) -> dict[str, dict]:
+    """The stages that ran and their settings, for the methods boilerplate."""
+    stages: dict[str, dict] = {
+        "anat": ({"source": "derivatives", "derivatives": str(settings.anat_derivatives)}
+                 if settings.anat_derivatives else {}),
+        "coreg": {"method": settings.coreg},
+        "regions": {"atlases": atlases},
+        "tacs": {},
+        "models": {"models": list(settings.models), "ref_region": settings.ref_region,
+                   "voxelwise": settings.voxelwise},
+    }
+    if not settings.hmc_off:
+        stages["hmc"] = {"start_time": settings.hmc_start_time,
+                         "reference": "the time-weighted mean of the frames after the start "
+                         f"time, smoothed with a {settings.hmc_fwhm:g} mm FWHM Gaussian"}
+    if {"suv", "suvr"} & set(settings.models):
+        stages["models"]["suvr_window"] = settings.suvr_window
+    if settings.preset:
+        stages["models"]["preset"] = settings.preset
+    return stages
+
+
+def write_methods(settings: Settings, runs: list[PetRun]) -> None:
+    """Write ``logs/CITATION.md`` and ``.bib`` describing exactly what ran."""
+    from ketpet_bids.reports.boilerplate import (
+        cited_bibtex,
+        methods_text,
+        software_versions,
+        write_citation,
+    )
+
+    atlases = sorted({a for item in _report_runs(settings, runs, None) for a in item["atlases"]})
+    text = methods_text(methods_stages(settings, atlases), software_versions())
+    write_citation(settings.output_dir, text, cited_bibtex(text))
+
+
+def _report_runs(settings: Settings, runs: list[PetRun],
+                 metadata: dict[Path, PetMetadata] | None) -> list[dict]:
     from ketpet_bids.workflows.base import FALLBACK_ATLAS, subject_atlases
     from ketpet_bids.bids.anat_derivatives import find_anat_derivatives
 
@@ -141,17 +178,21 @@ def _report_runs(settings: Settings, runs: list[PetRun], metadata: dict[Path, Pe
     for run in runs:
         derivatives = (find_anat_derivatives(settings.anat_derivatives, run.subject)
                        if settings.anat_derivatives else None)
-        meta = metadata[run.pet]
         items.append({
             "src": run.source_prefix, "session": run.session,
             "atlases": list(subject_atlases(settings, derivatives)) or [FALLBACK_ATLAS],
             "models": list(settings.models),
-            "metadata": {"tracer": meta.tracer_name, "radionuclide": meta.radionuclide,
-                         "injected_radioactivity_bq": meta.injected_radioactivity_bq,
-                         "n_frames": meta.n_frames, "units": meta.units,
-                         "pet": str(run.pet), "t1w": str(run.t1w)},
+            "pvc": list(settings.pvc),
+            "metadata": _run_metadata(run, metadata[run.pet]) if metadata else {},
         })
     return items
+
+
+def _run_metadata(run: PetRun, meta: PetMetadata) -> dict:
+    return {"tracer": meta.tracer_name, "radionuclide": meta.radionuclide,
+            "injected_radioactivity_bq": meta.injected_radioactivity_bq,
+            "n_frames": meta.n_frames, "units": meta.units,
+            "pet": str(run.pet), "t1w": str(run.t1w)}
 
 
 def _failure_message(settings: Settings, progress: Progress, err: Exception) -> str:

@@ -23,6 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("NIPYPE_NO_ET", "1")  # no version check over the network
     try:
         settings = parse_args(argv)
+        # ITK reads this once per process, before its first call: set it before any work so
+        # that registrations are reproducible (see ../shared/FACTS.md).
+        os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(settings.omp_nthreads)
+        os.environ.setdefault("OMP_NUM_THREADS", str(settings.omp_nthreads))
         if settings.analysis_level == "participant":
             from ketpet_bids.cli.participant import run_participant_level
 

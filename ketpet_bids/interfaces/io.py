@@ -50,7 +50,7 @@ class DerivativesSink(SimpleInterface):
 
     def _run_interface(self, runtime):
         files = _as_list(self.inputs.in_files)
-        entities = _broadcast(self.inputs.entities, len(files), "entities")
+        entities = _broadcast(self.inputs.entities or {}, len(files), "entities")
         sidecars = (_broadcast(self.inputs.sidecars, len(files), "sidecars")
                     if self.inputs.sidecars else [None] * len(files))
         written = []

@@ -345,7 +345,7 @@ def plot_forest(stats: pd.DataFrame, target: Path, title: str = "") -> Path:
     n_regions = stats.groupby("contrast").size().max()
     fig, axes = plt.subplots(1, len(contrasts), figsize=(3.6 * len(contrasts),
                                                          1.0 + 0.28 * n_regions),
-                             squeeze=False, sharey=True)
+                             squeeze=False, layout="constrained")
     for ax, contrast in zip(axes[0], contrasts, strict=True):
         rows = stats[stats["contrast"] == contrast]
         y = np.arange(len(rows))[::-1]
@@ -360,7 +360,7 @@ def plot_forest(stats: pd.DataFrame, target: Path, title: str = "") -> Path:
         ax.axvline(0.0, color="k", linewidth=0.8)
         ax.set_yticks(y, rows["region"].astype(str))
         ax.set_title(str(contrast))
-        ax.set_xlabel("estimate (95% CI)")
+        ax.set_xlabel("estimate [ci_low, ci_high]")
         ax.grid(axis="x", alpha=0.3)
     axes[0][0].legend(loc="lower right", fontsize=7)
     fig.suptitle(title)

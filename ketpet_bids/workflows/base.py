@@ -17,14 +17,12 @@ from ketpet_bids.bids.layout import PetRun
 from ketpet_bids.bids.participants import body_weight_kg
 from ketpet_bids.interfaces.pet import PreparePET
 from ketpet_bids.settings import Settings
-from ketpet_bids.workflows.anat import init_anat_wf
+from ketpet_bids.workflows.anat import FALLBACK_ATLAS, init_anat_wf
 from ketpet_bids.workflows.outputs import derivatives_sink, pet_sidecar_node
 from ketpet_bids.workflows.pet.coreg import init_pet_coreg_wf
 from ketpet_bids.workflows.pet.hmc import init_pet_hmc_wf
 from ketpet_bids.workflows.pet.kinetics import init_pet_kinetics_wf
 from ketpet_bids.workflows.pet.tacs import init_pet_tacs_wf
-
-FALLBACK_ATLAS = "brain"
 
 
 def init_ketpet_wf(settings: Settings, runs: list[PetRun]) -> pe.Workflow:
@@ -71,12 +69,15 @@ def init_single_subject_wf(settings: Settings, subject: str, runs: list[PetRun])
     ds_dseg = derivatives_sink("dseg", entities=per_atlas, **out)
     ds_dseg_tsv = derivatives_sink("dseg_tsv", entities=per_atlas, **out)
     ds_morph = derivatives_sink("morph", entities=per_atlas, **out)
+    ds_probseg = derivatives_sink("probseg", entities=[{"ref": t} for t in ("GM", "WM", "CSF")],
+                                  **out)
     workflow.connect([
         (anat_wf, ds_t1w, [("outputnode.t1w_preproc", "in_files")]),
         (anat_wf, ds_mask, [("outputnode.brain_mask", "in_files")]),
         (anat_wf, ds_dseg, [("outputnode.dseg_files", "in_files")]),
         (anat_wf, ds_dseg_tsv, [("outputnode.dseg_tsvs", "in_files")]),
         (anat_wf, ds_morph, [("outputnode.morph_tsvs", "in_files")]),
+        (anat_wf, ds_probseg, [("outputnode.probsegs", "in_files")]),
     ])
     for run in runs:
         pet_wf = init_pet_wf(settings, run, atlas_names)
@@ -120,6 +121,8 @@ def init_pet_wf(settings: Settings, run: PetRun, atlas_names: list[str]) -> pe.W
     ds_preproc = derivatives_sink("preproc_pet", **out)
     ds_petref = derivatives_sink("petref", **out)
     ds_xfm = derivatives_sink("pet_to_t1w_xfm", **out)
+    ds_petref_t1w = derivatives_sink("petref", entities={"space": "T1w"},
+                                     name="ds_petref_t1w", **out)
     workflow.connect([
         (prepare, hmc_wf, [("out_file", "inputnode.pet_file"),
                            ("frame_start", "inputnode.frame_start"),
@@ -135,6 +138,7 @@ def init_pet_wf(settings: Settings, run: PetRun, atlas_names: list[str]) -> pe.W
         (hmc_wf, ds_petref, [("outputnode.petref", "in_files")]),
         (coreg_wf, ds_xfm, [("outputnode.pet_to_t1w_xfm", "in_files"),
                             ("outputnode.coreg_json", "sidecars")]),
+        (coreg_wf, ds_petref_t1w, [("outputnode.petref_t1w", "in_files")]),
     ])
     weight = body_weight_kg(settings.bids_dir, run.subject, run.session)
     for index, atlas in enumerate(atlas_names):
@@ -185,6 +189,10 @@ def _connect_atlas(workflow: pe.Workflow, settings: Settings, run: PetRun, atlas
         ds_ref = derivatives_sink("ref_tacs", entities=ref, **out)
         ds_ref_mask = derivatives_sink("ref_mask", entities=ref, **out)
         ds_mimap = derivatives_sink("mimap", **out)
+        ds_mimap.inputs.metadata = {
+            "Sources": [str(run.pet)], "ReferenceRegion": settings.ref_region,
+            "UptakeWindow": list(settings.suvr_window), "UptakeWindowUnits": "s",
+            "Description": "Voxelwise parametric map resampled to the T1w grid (trilinear)"}
         workflow.connect([
             (tacs_wf, ds_ref, [("outputnode.ref_tacs_tsv", "in_files")]),
             (tacs_wf, ds_ref_mask, [("outputnode.ref_mask", "in_files")]),

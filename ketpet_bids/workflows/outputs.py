@@ -7,7 +7,6 @@ from the naming registry; builders elsewhere never write into the output directo
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
@@ -51,8 +50,11 @@ def pet_sidecar_node(source_file: Path, name: str = "pet_sidecar") -> pe.Node:
 
 
 def preproc_pet_metadata(frame_start: list[float], frame_duration: list[float],
-                         source: str) -> dict[str, Any]:
-    """Sidecar of the motion-corrected PET: frame timing (s), units and provenance."""
+                         source: str) -> dict:
+    """Sidecar of the motion-corrected PET: frame timing (s), units and provenance.
+
+    Runs inside a nipype Function node, so its annotations use builtins only.
+    """
     return {
         "FrameTimesStart": [float(t) for t in frame_start],
         "FrameDuration": [float(d) for d in frame_duration],

@@ -1,0 +1,173 @@
+"""Thin nipype interfaces for kinetic modelling: load files → call ``core.kinetics`` → save.
+
+- :class:`FitRegionalModel`: one model on a regional TAC table → ``_kinpar``-shaped TSV
+  (``region`` then parameters then ``r2 aic n_frames_used``) and a JSON of model settings.
+- :class:`WindowModelMapT1w`: voxelwise map of a window model (SUV, SUVR), computed in PET
+  space from a frame-by-frame stream of the 4D image, then resampled into the T1w grid.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+from nipype.interfaces.base import (
+    BaseInterfaceInputSpec,
+    File,
+    SimpleInterface,
+    TraitedSpec,
+    isdefined,
+    traits,
+)
+
+from ketpet_bids.core.kinetics.base import (
+    Frames,
+    ModelInputs,
+    WindowModel,
+    weighted_frame_mean,
+    window_weights,
+)
+from ketpet_bids.core.kinetics.registry import get_model
+from ketpet_bids.core.motion import resample
+from ketpet_bids.core.tacs import read_matrix
+from ketpet_bids.errors import InputError
+
+TIME_COLUMNS = ("frame_start", "frame_end")
+
+
+def read_tac_table(path: str | Path) -> tuple[Frames, list[str], np.ndarray]:
+    """Read a TAC TSV: ``frame_start frame_end`` (s) then one column per region (Bq/mL).
+
+    Returns
+    -------
+    frames : Frames
+    regions : list of str
+    tacs : np.ndarray, shape (n_regions, n_frames), float64
+    """
+    table = pd.read_csv(path, sep="\t", na_values=["n/a"])
+    missing = [c for c in TIME_COLUMNS if c not in table.columns]
+    if missing or table.shape[1] < 3:
+        raise InputError(path, f"needs columns {list(TIME_COLUMNS)} and at least one region "
+                         f"(found {list(table.columns)})")
+    frames = Frames.from_lists(table["frame_start"], table["frame_end"] - table["frame_start"])
+    regions = [c for c in table.columns if c not in TIME_COLUMNS]
+    return frames, regions, table[regions].to_numpy(dtype=float).T
+
+
+def read_reference(path: str | Path | None, frames: Frames) -> np.ndarray | None:
+    """The single reference TAC (Bq/mL) of a reference TSV, checked against ``frames``."""
+    if not path:
+        return None
+    ref_frames, _, tacs = read_tac_table(path)
+    if ref_frames.start.size != frames.start.size or not np.allclose(
+            ref_frames.start, frames.start, atol=1e-3):
+        raise InputError(path, "frame timing differs from the PET/tissue TACs",
+                         "use the reference TAC of the same run")
+    return tacs[0]
+
+
+def _optional_float(value: float | None) -> float | None:
+    return None if value is None or not isdefined(value) else float(value)
+
+
+class _ModelSpec(BaseInterfaceInputSpec):
+    model = traits.Str(mandatory=True, desc="registry name of the model")
+    ref_tacs_tsv = File(exists=True, desc="reference TAC table (frame_start frame_end ref)")
+    ref_region = traits.Str("wholebrain", usedefault=True, desc="reference region name")
+    window = traits.Tuple(traits.Float, traits.Float, mandatory=True,
+                          desc="averaging window (start, end) in s")
+    injected_radioactivity_bq = traits.Either(None, traits.Float, default=None, usedefault=True)
+    body_weight_kg = traits.Either(None, traits.Float, default=None, usedefault=True)
+
+
+def _model_inputs(spec: _ModelSpec, frames: Frames) -> ModelInputs:
+    return ModelInputs(
+        reference_tac=read_reference(spec.ref_tacs_tsv if isdefined(spec.ref_tacs_tsv)
+                                     else None, frames),
+        reference_name=spec.ref_region,
+        injected_radioactivity_bq=_optional_float(spec.injected_radioactivity_bq),
+        body_weight_kg=_optional_float(spec.body_weight_kg),
+        window=tuple(spec.window),
+    )
+
+
+class _FitRegionalInputSpec(_ModelSpec):
+    tacs_tsv = File(exists=True, mandatory=True, desc="regional TAC table")
+
+
+class _FitRegionalOutputSpec(TraitedSpec):
+    kinpar_tsv = File(exists=True, desc="region, parameters, r2, aic, n_frames_used")
+    kinpar_json = File(exists=True, desc="model settings")
+
+
+class FitRegionalModel(SimpleInterface):
+    """Fit one kinetic model to every region of a TAC table."""
+
+    input_spec = _FitRegionalInputSpec
+    output_spec = _FitRegionalOutputSpec
+
+    def _run_interface(self, runtime):
+        model = get_model(self.inputs.model)
+        frames, regions, tacs = read_tac_table(self.inputs.tacs_tsv)
+        inputs = _model_inputs(self.inputs, frames)
+        table = model.fit_regional(tacs, frames, inputs)
+        table.insert(0, "region", regions)
+        out_tsv = Path(runtime.cwd) / f"model-{model.name}_kinpar.tsv"
+        table.to_csv(out_tsv, sep="\t", index=False, na_rep="n/a", float_format="%.6g")
+        out_json = out_tsv.with_suffix(".json")
+        out_json.write_text(json.dumps(model.settings(frames, inputs), indent=2))
+        self._results.update(kinpar_tsv=str(out_tsv), kinpar_json=str(out_json))
+        return runtime
+
+
+class _MapInputSpec(_ModelSpec):
+    pet_file = File(exists=True, mandatory=True, desc="4D PET in PET space (Bq/mL)")
+    frame_start = traits.List(traits.Float, mandatory=True, desc="frame starts (s)")
+    frame_duration = traits.List(traits.Float, mandatory=True, desc="frame durations (s)")
+    pet_to_t1w_matrix = File(exists=True, mandatory=True, desc="4x4 RAS matrix (.txt/.npy)")
+    t1w_ref = File(exists=True, mandatory=True, desc="image defining the T1w grid")
+
+
+class _MapOutputSpec(TraitedSpec):
+    out_files = traits.List(File(exists=True), desc="one T1w-space map per model parameter")
+    params = traits.List(traits.Str, desc="parameter of each map")
+
+
+class WindowModelMapT1w(SimpleInterface):
+    """Voxelwise window-model maps in T1w space (frames streamed; float32)."""
+
+    input_spec = _MapInputSpec
+    output_spec = _MapOutputSpec
+
+    def _run_interface(self, runtime):
+        model = get_model(self.inputs.model)
+        if not isinstance(model, WindowModel):
+            raise ValueError(f"model '{model.name}' is not a window model")
+        frames = Frames.from_lists(self.inputs.frame_start, self.inputs.frame_duration)
+        inputs = _model_inputs(self.inputs, frames)
+        pet = nib.load(self.inputs.pet_file, keep_file_open=True)
+        n_frames = pet.shape[3] if pet.ndim == 4 else 1
+        if n_frames != frames.start.size:
+            raise InputError(self.inputs.pet_file, f"{n_frames} frames in the image but "
+                             f"{frames.start.size} in the frame timing")
+        weights = window_weights(frames, inputs.window)
+        stream = ((i, pet.dataobj[..., i] if pet.ndim == 4 else pet.dataobj)
+                  for i in np.flatnonzero(weights))
+        maps = model.map_from_mean(weighted_frame_mean(stream, weights), frames, inputs)
+        t1w = nib.load(self.inputs.t1w_ref)
+        matrix = read_matrix(self.inputs.pet_to_t1w_matrix)
+        out_files = []
+        for param, volume in maps.items():
+            data = resample(volume, pet.affine, matrix, t1w.shape[:3], t1w.affine, order=1)
+            image = nib.Nifti1Image(data, t1w.affine)
+            image.set_qform(t1w.affine, code=1)
+            image.set_sform(t1w.affine, code=1)
+            image.header.set_xyzt_units("mm")
+            out = Path(runtime.cwd) / f"model-{model.name}_meas-{param}_mimap.nii.gz"
+            image.to_filename(out)
+            out_files.append(str(out))
+        self._results.update(out_files=out_files, params=list(maps))
+        return runtime

@@ -1,0 +1,83 @@
+"""Group-level HTML report: one forest plot and one table per analysis and measure."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from ketpet_bids.bids import naming
+from ketpet_bids.reports import figures
+from ketpet_bids.reports import html as h
+from ketpet_bids.reports.participant import read_tsv
+
+#: Columns of a group ``*_stats.tsv`` table (DESIGN.md §5).
+STATS_COLUMNS = ("analysis", "measure", "region", "contrast", "n", "estimate", "ci_low",
+                 "ci_high", "statistic", "p", "q_fdr", "effect_size")
+GROUP_REPORT = Path("group") / "group.html"
+
+
+def forest_path(analysis: str, measure: str) -> Path:
+    """Forest-plot figure beside the registry's stats table, under ``group/figures/``.
+
+    >>> forest_path("baseline", "SUVR").as_posix()
+    'group/figures/analysis-baseline_meas-SUVR_desc-forest.svg'
+    """
+    stats = naming.group_stats_path(analysis, measure)
+    return stats.parent / "figures" / stats.name.replace("_stats.tsv", "_desc-forest.svg")
+
+
+def build_group_report(output_dir: Path, stats_files: list[Path],
+                       notes: Sequence[str] = ()) -> Path:
+    """Write ``group/group.html`` with a forest plot and a table per analysis and measure.
+
+    Parameters
+    ----------
+    output_dir
+        Root of the derivatives.
+    stats_files
+        Group statistics tables (absolute, or relative to ``output_dir``) with the columns of
+        :data:`STATS_COLUMNS`.
+    notes
+        Messages (warnings, skipped analyses) shown in plain words.
+
+    Returns
+    -------
+    pathlib.Path
+        The HTML file written.
+    """
+    output_dir = Path(output_dir)
+    page_dir = (output_dir / GROUP_REPORT).parent
+    sections: list[tuple[str, str, str]] = []
+    problems: list[str] = []
+    for stats_file in map(Path, stats_files):
+        path = stats_file if stats_file.is_absolute() else output_dir / stats_file
+        link = os.path.relpath(path, page_dir)
+        if not path.is_file():
+            problems.append(f"Not found: statistics table {link}.")
+            continue
+        table = read_tsv(path)
+        missing = [c for c in STATS_COLUMNS if c not in table.columns]
+        if missing:
+            problems.append(f"{link} lacks the columns {missing}; it is not shown.")
+            continue
+        for (analysis, measure), rows in table.groupby(["analysis", "measure"], sort=False):
+            figure = forest_path(str(analysis), str(measure))
+            parts = [f'<p>Table: <a href="{h.esc(link)}">{h.esc(link)}</a></p>']
+            try:
+                figures.plot_forest(rows, output_dir / figure, f"{analysis}: {measure}")
+                parts.append(h.figure(figure.relative_to(page_dir.name),
+                                      f"{analysis}, {measure}: estimate and confidence "
+                                      "interval per region (filled: q_fdr < 0.05)"))
+            except Exception as exc:  # noqa: BLE001 - one bad table must not break the report
+                problems.append(f"Could not draw the forest plot of {analysis}/{measure}: "
+                                f"{type(exc).__name__}: {exc}")
+            parts.append(h.table(rows))
+            sections.append((f"{analysis}-{measure}", f"{analysis} — {measure}",
+                             "\n".join(parts)))
+    if not sections:
+        problems.append("No group statistics to show.")
+    notes_html = (h.bullet_list(notes) + h.bullet_list(problems, "error")
+                  or h.paragraph("No warnings, no errors."))
+    sections.append(("warnings", "Warnings and errors", notes_html))
+    return h.write_page(output_dir / GROUP_REPORT, h.page("ketpet_bids group report", sections))

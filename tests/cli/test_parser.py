@@ -1,0 +1,95 @@
+"""Command-line contract (DESIGN.md §4): options, defaults, presets, usage errors."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ketpet_bids import __version__
+from ketpet_bids.cli.parser import build_parser, parse_args
+from ketpet_bids.cli.run import main
+from ketpet_bids.errors import InputError
+
+CONTRACT_OPTIONS = [
+    "--participant-label", "--participant_label", "--session-label", "--tracer-label",
+    "--rec-label", "--run-label", "--bids-filter-file", "--work-dir", "--nprocs",
+    "--omp-nthreads", "--mem-gb", "--plugin", "--plugin-config", "--skip-bids-validation",
+    "--preset", "--version", "--hmc-off", "--hmc-start-time", "--coreg", "--atlas",
+    "--fs-subjects-dir", "--anat-derivatives", "--pvc", "--pvc-psf", "--models",
+    "--ref-region", "--suvr-window", "--tstar", "--voxelwise", "--group-spec",
+]
+
+
+def test_help_documents_every_contract_option():
+    text = build_parser().format_help()
+    for option in CONTRACT_OPTIONS:
+        assert re.search(rf"{re.escape(option)}\b", text), option
+
+
+def test_version_is_fast_and_exact():
+    result = subprocess.run([sys.executable, "-m", "ketpet_bids.cli.run", "--version"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"ketpet-bids {__version__}"
+
+
+def test_labels_lose_prefixes_and_paths_are_absolute(tmp_path):
+    s = parse_args([str(tmp_path / "bids"), "out", "participant",
+                    "--participant_label", "sub-01", "02", "--session-label", "ses-post"])
+    assert s.participant_label == ("01", "02")
+    assert s.session_label == ("post",)
+    assert s.output_dir.is_absolute()
+    assert s.work_dir == s.output_dir.with_name("out_work")
+
+
+def test_preset_k2_sets_defaults_and_explicit_options_win(tmp_path):
+    s = parse_args([str(tmp_path), "out", "participant", "--preset", "k2"])
+    assert (s.models, s.ref_region, s.suvr_window) == (("suvr",), "wholebrain", (1800.0, 3000.0))
+    s = parse_args([str(tmp_path), "out", "participant", "--preset", "k2",
+                    "--suvr-window", "2400", "3600", "--ref-region", "cerebellum"])
+    assert s.suvr_window == (2400.0, 3600.0)
+    assert s.ref_region == "cerebellum"
+
+
+def test_path_traversal_label_is_rejected(tmp_path):
+    with pytest.raises(InputError, match="participant-label"):
+        parse_args([str(tmp_path), "out", "participant", "--participant-label", "../etc"])
+
+
+def test_bad_filter_file_names_the_file(tmp_path):
+    bad = tmp_path / "filters.json"
+    bad.write_text("{not json")
+    with pytest.raises(InputError) as err:
+        parse_args([str(tmp_path), "out", "participant", "--bids-filter-file", str(bad)])
+    assert "filters.json" in str(err.value)
+
+
+@pytest.mark.parametrize("argv", [
+    [],                                             # missing positional arguments
+    ["bids", "out", "everything"],                  # unknown analysis level
+    ["bids", "out", "participant", "--nprocs", "x"],  # not an integer
+])
+def test_bad_usage_exits_2(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+
+
+def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
+    code = main([str(tmp_path / "missing"), str(tmp_path / "out"), "participant"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "missing" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_unimplemented_options_are_refused_not_ignored(tmp_path, capsys):
+    (tmp_path / "bids").mkdir()
+    code = main([str(tmp_path / "bids"), str(tmp_path / "out"), "participant", "--pvc", "gtm",
+                 "--skip-bids-validation"])
+    assert code == 2
+    assert "--pvc" in capsys.readouterr().err
