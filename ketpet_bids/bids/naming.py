@@ -208,3 +208,24 @@ def group_statmap_path(analysis: str, measure: str, contrast: str) -> Path:
         _check_label(v)
     return (Path("group") / f"space-MNI152NLin2009cAsym_analysis-{analysis}_meas-{measure}"
             f"_contrast-{contrast}_statmap.nii.gz")
+
+
+def group_report_path() -> Path:
+    """Group-level HTML report."""
+    return Path("group") / "group.html"
+
+
+def group_figure_path(analysis: str, measure: str, desc: str) -> Path:
+    """Group-level figure, e.g. ``group/figures/analysis-baseline_meas-SUVR_desc-forest.svg``."""
+    stats = group_stats_path(analysis, measure)
+    return stats.parent / "figures" / stats.name.replace("_stats.tsv", f"_desc-{desc}.svg")
+
+
+def citation_paths() -> tuple[Path, Path]:
+    """Methods boilerplate (Markdown) and its BibTeX, under ``logs/``."""
+    return Path("logs") / "CITATION.md", Path("logs") / "CITATION.bib"
+
+
+def settings_path() -> Path:
+    """The run settings as TOML, under ``logs/``."""
+    return Path("logs") / "settings.toml"

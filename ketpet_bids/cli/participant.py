@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ketpet_bids.bids.layout import PetRun, discover_pet_runs
 from ketpet_bids.bids.metadata import PetMetadata
+from ketpet_bids.bids.naming import settings_path
 from ketpet_bids.bids.participants import body_weight_kg
 from ketpet_bids.bids.sink import write_dataset_description, write_with
 from ketpet_bids.errors import InputError, ProcessingError
@@ -119,8 +120,8 @@ def run_participant_level(settings: Settings) -> list[Path]:
     except RuntimeError as err:
         raise ProcessingError(_failure_message(settings, progress, err)) from None
     write_dataset_description(settings.output_dir, settings.bids_dir)
-    logs = settings.output_dir / "logs"
-    write_with(logs / "settings.toml", lambda tmp: tmp.write_text(settings.to_toml()))
+    write_with(settings.output_dir / settings_path(),
+               lambda tmp: tmp.write_text(settings.to_toml()))
     write_methods(settings, runs)
     reports = [
         build_participant_report(settings.output_dir, subject,

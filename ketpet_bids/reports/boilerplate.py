@@ -15,10 +15,10 @@ from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
 
+from ketpet_bids.bids.naming import citation_paths
 from ketpet_bids.bids.sink import write_with
 
-CITATION_MD = Path("logs") / "CITATION.md"
-CITATION_BIB = Path("logs") / "CITATION.bib"
+CITATION_MD, CITATION_BIB = citation_paths()
 
 #: Distributions whose versions the report and the methods text state.
 SOFTWARE = ("ketpet_bids", "nipype", "antspyx", "nibabel", "pybids", "numpy", "scipy", "pandas",

@@ -14,7 +14,7 @@ from ketpet_bids.reports.participant import read_tsv
 #: Columns of a group ``*_stats.tsv`` table (DESIGN.md §5).
 STATS_COLUMNS = ("analysis", "measure", "region", "contrast", "n", "estimate", "ci_low",
                  "ci_high", "statistic", "p", "q_fdr", "effect_size")
-GROUP_REPORT = Path("group") / "group.html"
+GROUP_REPORT = naming.group_report_path()
 
 
 def forest_path(analysis: str, measure: str) -> Path:
@@ -23,8 +23,7 @@ def forest_path(analysis: str, measure: str) -> Path:
     >>> forest_path("baseline", "SUVR").as_posix()
     'group/figures/analysis-baseline_meas-SUVR_desc-forest.svg'
     """
-    stats = naming.group_stats_path(analysis, measure)
-    return stats.parent / "figures" / stats.name.replace("_stats.tsv", "_desc-forest.svg")
+    return naming.group_figure_path(analysis, measure, "forest")
 
 
 def build_group_report(output_dir: Path, stats_files: list[Path],
