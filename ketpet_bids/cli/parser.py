@@ -96,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     proc.add_argument("--anat-derivatives", type=Path, metavar="DIR",
                       help="sMRIPrep/fMRIPrep-style derivatives to use instead of recomputing "
                       "(desc-preproc_T1w, desc-brain_mask, label-<GM|WM|CSF>_probseg, seg-<name>_dseg)")
+    proc.add_argument("--tac-method", choices=("weighted", "unmix"), default="weighted",
+                      help="regional means: 'weighted' by the fraction of each PET voxel in the "
+                      "region, or 'unmix' (solve for region values given the fractions, a GTM "
+                      "without PSF; exact when the atlas labels every tissue with activity)")
     proc.add_argument("--pvc", nargs="+", default=[], metavar="METHOD",
                       help="partial-volume correction methods")
     proc.add_argument("--pvc-psf", nargs="+", type=float, default=[], metavar="FWHM",
@@ -180,6 +184,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         atlas_space=args.atlas_space,
         fs_subjects_dir=args.fs_subjects_dir,
         anat_derivatives=args.anat_derivatives.absolute() if args.anat_derivatives else None,
+        tac_method=args.tac_method,
         pvc=tuple(args.pvc),
         pvc_psf=tuple(args.pvc_psf),
         models=tuple(args.models or preset.get("models", ("suvr",))),

@@ -172,16 +172,13 @@ def write_methods(settings: Settings, runs: list[PetRun]) -> None:
 
 def _report_runs(settings: Settings, runs: list[PetRun],
                  metadata: dict[Path, PetMetadata] | None) -> list[dict]:
-    from ketpet_bids.workflows.base import FALLBACK_ATLAS, subject_atlases
-    from ketpet_bids.bids.anat_derivatives import find_anat_derivatives
+    from ketpet_bids.workflows.base import find_subject_anatomy
 
     items = []
     for run in runs:
-        derivatives = (find_anat_derivatives(settings.anat_derivatives, run.subject)
-                       if settings.anat_derivatives else None)
         items.append({
             "src": run.source_prefix, "session": run.session,
-            "atlases": list(subject_atlases(settings, derivatives)) or [FALLBACK_ATLAS],
+            "atlases": find_subject_anatomy(settings, run.subject).atlas_names,
             "models": list(settings.models),
             "pvc": list(settings.pvc),
             "metadata": _run_metadata(run, metadata[run.pet]) if metadata else {},

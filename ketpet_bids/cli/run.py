@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from pathlib import Path
 
 from ketpet_bids.cli.parser import parse_args
 from ketpet_bids.errors import InputError, ProcessingError
@@ -47,10 +46,9 @@ def check_settings(settings: Settings) -> None:
     if settings.pvc:
         raise InputError("--pvc", "partial-volume correction is not available in this version",
                          "drop --pvc")
-    if settings.fs_subjects_dir:
-        raise InputError("--fs-subjects-dir", "FreeSurfer input is not available in this "
-                         "version", "convert aparc+aseg to a seg-<name>_dseg in "
-                         "--anat-derivatives")
+    if settings.fs_subjects_dir and not settings.fs_subjects_dir.is_dir():
+        raise InputError(settings.fs_subjects_dir, "--fs-subjects-dir is not a directory",
+                         "give FreeSurfer's SUBJECTS_DIR")
     if settings.voxelwise not in IMPLEMENTED_VOXELWISE:
         raise InputError("--voxelwise", f"'{settings.voxelwise}' maps need template "
                          "registration, not available in this version", "use T1w or none")

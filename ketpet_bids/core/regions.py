@@ -9,7 +9,8 @@ Reference regions are resolved from a definition string against a label table:
 ``wholebrain``
     every labelled region except CSF, ventricles and choroid plexus, inside the brain mask.
 ``white-matter``
-    regions named ``*white-matter*`` or ``WM`` (cerebellar white matter excluded).
+    regions named ``*white-matter*`` or ``WM`` (cerebellar white matter and FreeSurfer's
+    ``non-WM-hypointensities`` excluded).
 ``cerebellum-gm``
     cerebellar regions that are not white matter (e.g. FreeSurfer ``*-Cerebellum-Cortex``).
 ``cerebellum``
@@ -40,7 +41,7 @@ LabelTable = dict[int, str]
 """Region index → region name (index 0 is never a region)."""
 
 _CSF = re.compile(r"(csf|cerebrospinal|ventric|(^|-)vent($|-)|choroid)")
-_WHITE = re.compile(r"(white-matter|(^|-)wm($|-)|^white$)")
+_WHITE = re.compile(r"(white-matter|(?<!non)(^|-)wm($|-)|^white$)")
 
 
 def normalise_name(name: str) -> str:

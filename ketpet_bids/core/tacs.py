@@ -13,8 +13,16 @@ volume.
 The regional TAC is the weighted mean ``Σ_j w[r, j] C_j(t) / Σ_j w[r, j]`` per frame, computed
 as a sparse (n_regions × n_voxels) matrix times one frame at a time, so memory grows with one
 frame. This is the fractional-ROI mean (no PSF model): boundary voxels still mix neighbouring
-tissue in proportion to their fractions; partial-volume correction (GTM etc.) reuses
+tissue in proportion to their fractions, which biases small regions and region edges (13–22%
+on the simulator's phantom); partial-volume correction (GTM etc.) reuses
 :class:`FractionWeights` with a PSF.
+
+:func:`unmixed_means` removes that mixing: it models each PET voxel as the fraction-weighted
+sum of uniform regional activities, ``C_j = Σ_r w[r, j] c_r + b_j c_bg`` where the background
+class ``b_j = 1 − Σ_r w[r, j]`` holds the unlabelled tissue of the voxels the regions touch,
+and solves the normal equations ``(W Wᵀ) c = W C`` per frame (a geometric transfer matrix
+without a PSF). It is exact for noise-free, PSF-free images whose activity is uniform within
+every region and within the unlabelled tissue next to them.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import sparse
+from scipy import linalg, sparse
 
 from ketpet_bids.errors import InputError
 
@@ -218,3 +226,50 @@ def regional_means(weights: sparse.sparray, frames: Iterable[np.ndarray]) -> np.
         means = np.array(out).reshape(-1, len(total)) / total
     means[:, total == 0] = np.nan
     return means
+
+
+def unmixed_means(weights: sparse.sparray, frames: Iterable[np.ndarray]) -> np.ndarray:
+    """Regional activities that best explain the frames as mixtures of uniform regions.
+
+    Solves ``(W̃ W̃ᵀ) c = W̃ C`` per frame (least squares), where ``W̃`` is ``weights`` with
+    one background row ``b_j = max(0, 1 − Σ_r w[r, j])`` on the voxels any region touches.
+
+    Parameters
+    ----------
+    weights
+        Sparse (n_regions, n_voxels) fractions of one label image
+        (:attr:`FractionWeights.matrix`; the rows must not overlap, so a reference mask
+        cannot be stacked with the atlas here).
+    frames
+        Iterable of PET frames (Bq/mL) with n_voxels voxels each (C-order), consumed one at
+        a time.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n_frames, n_regions) float64, Bq/mL; NaN for regions with no weight.
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        When two regions cannot be told apart (proportional fraction rows).
+    """
+    weights = sparse.csr_array(weights)
+    coverage = np.asarray(weights.sum(axis=0)).ravel()
+    touched = np.flatnonzero(coverage > 0)
+    background = sparse.csr_array(
+        (np.clip(1.0 - coverage[touched], 0.0, None), (np.zeros(len(touched), int), touched)),
+        shape=(1, weights.shape[1]))
+    design = sparse.vstack([weights, background], format="csr")
+    gram = (design @ design.T).toarray()
+    present = np.diag(gram) > 0
+    rhs = []
+    for frame in frames:
+        if frame.size != design.shape[1]:
+            raise ValueError(f"frame of {frame.size} voxels, weights for {design.shape[1]}")
+        rhs.append(design @ np.asarray(frame, dtype=np.float64).ravel())
+    rhs = np.array(rhs).reshape(-1, len(gram))
+    out = np.full(rhs.shape, np.nan)
+    out[:, present] = linalg.solve(gram[np.ix_(present, present)], rhs[:, present].T,
+                                   assume_a="sym").T
+    return out[:, :-1]

@@ -17,7 +17,13 @@ from nipype.interfaces.base import (
 
 from ketpet_bids.bids.sink import write_tsv, write_with
 from ketpet_bids.core.anat import brain_mask, n4_bias_correct
-from ketpet_bids.core.regions import as_label_array, read_label_table, region_volumes
+from ketpet_bids.core.freesurfer import freesurfer_lut, labels_to_t1w
+from ketpet_bids.core.regions import (
+    as_label_array,
+    read_label_table,
+    region_volumes,
+    resample_nearest,
+)
 
 
 def _save_like(data: np.ndarray, ref: nib.Nifti1Image, path: Path, dtype: type) -> str:
@@ -122,4 +128,44 @@ class RegionVolumes(SimpleInterface):
         write_with(out, lambda tmp: morph.to_csv(tmp, sep="\t", index=False,
                                                  float_format="%.10g"))
         self._results["morph_tsv"] = str(out)
+        return runtime
+
+
+class _FreeSurferToT1wInputSpec(BaseInterfaceInputSpec):
+    aparc_aseg = File(exists=True, mandatory=True, desc="FreeSurfer aparc+aseg.mgz")
+    brainmask = File(exists=True, desc="FreeSurfer brainmask.mgz (> 0 is brain)")
+    reference = File(exists=True, mandatory=True, desc="T1w defining the output grid")
+
+
+class _FreeSurferToT1wOutputSpec(TraitedSpec):
+    dseg = File(exists=True, desc="aparc+aseg labels on the T1w grid (int16)")
+    dseg_tsv = File(exists=True, desc="label table (index, name) of the labels present")
+    brain_mask = File(desc="FreeSurfer brain mask on the T1w grid (uint8), if given")
+
+
+class FreeSurferToT1w(SimpleInterface):
+    """FreeSurfer ``aparc+aseg`` (and brain mask) → T1w grid, nearest neighbour, via the
+    shared scanner-RAS affines (``core.freesurfer``)."""
+
+    input_spec = _FreeSurferToT1wInputSpec
+    output_spec = _FreeSurferToT1wOutputSpec
+
+    def _run_interface(self, runtime):
+        ref = nib.load(self.inputs.reference)
+        fs = nib.load(self.inputs.aparc_aseg)
+        labels = as_label_array(np.asanyarray(fs.dataobj), self.inputs.aparc_aseg)
+        moved, table = labels_to_t1w(labels, fs.affine, ref.shape[:3], ref.affine,
+                                     freesurfer_lut(), self.inputs.aparc_aseg)
+        cwd = Path(runtime.cwd)
+        self._results["dseg"] = _save_like(moved, ref, cwd / "aparcaseg_dseg.nii.gz",
+                                           np.int16)
+        tsv = cwd / "aparcaseg_dseg.tsv"
+        write_tsv(tsv, pd.DataFrame({"index": list(table), "name": list(table.values())}))
+        self._results["dseg_tsv"] = str(tsv)
+        if self.inputs.brainmask:
+            mimg = nib.load(self.inputs.brainmask)
+            mask = resample_nearest(np.asanyarray(mimg.dataobj) > 0, mimg.affine,
+                                    ref.shape[:3], ref.affine)
+            self._results["brain_mask"] = _save_like(mask, ref, cwd / "fs_brain_mask.nii.gz",
+                                                     np.uint8)
         return runtime

@@ -26,7 +26,7 @@ from ketpet_bids.core.regions import (
     reference_mask,
     resample_nearest,
 )
-from ketpet_bids.core.tacs import fraction_weights, read_matrix, regional_means
+from ketpet_bids.core.tacs import fraction_weights, read_matrix, regional_means, unmixed_means
 from ketpet_bids.errors import InputError
 
 
@@ -93,6 +93,8 @@ class _RegionalTACsInputSpec(BaseInterfaceInputSpec):
     ref_mask = File(exists=True, mandatory=True, desc="T1w-space reference mask")
     ref_json = File(exists=True, mandatory=True, desc="reference definition")
     atlas_name = traits.Str(mandatory=True, desc="atlas name (for the JSON)")
+    method = traits.Enum("weighted", "unmix", usedefault=True,
+                         desc="fraction-weighted means or unmixing (core.tacs)")
 
 
 class _RegionalTACsOutputSpec(TraitedSpec):
@@ -128,9 +130,15 @@ class RegionalTACs(SimpleInterface):
         weights = fraction_weights(labels, img.affine, indices, **geometry)
         ref_weights = fraction_weights((ref > 0).astype(np.int32), ref_img.affine, [1],
                                        **geometry)
-        both = sparse.vstack([weights.matrix, ref_weights.matrix], format="csr")
-        means = regional_means(both, _frames(pet, n_frames))
-        means, ref_means = means[:, :-1], means[:, -1:]
+        if self.inputs.method == "unmix":
+            means = unmixed_means(weights.matrix, _frames(pet, n_frames))
+            overlap = _reference_overlap(labels, img.affine, ref, ref_img.affine, indices)
+            overlap[~np.isfinite(means).all(axis=0)] = 0.0   # regions outside the PET
+            ref_means = np.nan_to_num(means) @ overlap[:, None] / overlap.sum()
+        else:
+            both = sparse.vstack([weights.matrix, ref_weights.matrix], format="csr")
+            means = regional_means(both, _frames(pet, n_frames))
+            means, ref_means = means[:, :-1], means[:, -1:]
 
         times = {"frame_start": start, "frame_end": start + duration}
         cwd = Path(runtime.cwd)
@@ -139,7 +147,8 @@ class RegionalTACs(SimpleInterface):
         self._results["tacs_tsv"] = str(write_tsv(cwd / "tacs.tsv", tacs))
         self._results["ref_tacs_tsv"] = str(write_tsv(cwd / "ref_tacs.tsv", ref_tacs))
         self._results["tacs_json"] = str(write_json(cwd / "tacs.json", _sidecar(
-            self.inputs.atlas_name, table, weights, ref_weights, ref_info)))
+            self.inputs.atlas_name, table, weights, ref_weights, ref_info,
+            self.inputs.method)))
         return runtime
 
 
@@ -152,7 +161,27 @@ def _frames(pet: nib.Nifti1Image, n_frames: int):
         yield np.asarray(pet.dataobj[..., i], dtype=np.float32)
 
 
-def _sidecar(atlas: str, table: dict[int, str], weights, ref_weights, ref_info: dict) -> dict:
+def _reference_overlap(labels: np.ndarray, label_affine: np.ndarray, ref: np.ndarray,
+                       ref_affine: np.ndarray, indices: list[int]) -> np.ndarray:
+    """(n_regions,) label voxels of each region inside the reference mask (label grid)."""
+    inside = resample_nearest((ref > 0).astype(np.uint8), ref_affine, labels.shape,
+                              label_affine) > 0
+    counts = np.bincount(labels[inside], minlength=max(indices) + 1)
+    return counts[indices].astype(float)
+
+
+_WEIGHTING = {
+    "weighted": "fractional: each region's mean is sum(w*C)/sum(w) over PET voxels, "
+                "w = fraction of the PET voxel inside the region",
+    "unmix": "unmixed: regional values c solve (W W^T) c = W C per frame, W = fractions of "
+             "each PET voxel inside each region plus a background row 1 - sum(w) on the "
+             "voxels the regions touch (a geometric transfer matrix without PSF); the "
+             "reference is the volume-weighted mean of the unmixed values of its regions",
+}
+
+
+def _sidecar(atlas: str, table: dict[int, str], weights, ref_weights, ref_info: dict,
+             method: str) -> dict:
     """JSON sidecar of the TACs: weighting method, PET-space region sizes, reference."""
     regions = {table[i]: {"Index": i, "PETVoxels": int(n), "PETVolumeMM3": float(v)}
                for i, n, v in zip(weights.indices, weights.n_voxels, weights.volumes_mm3,
@@ -162,8 +191,8 @@ def _sidecar(atlas: str, table: dict[int, str], weights, ref_weights, ref_info: 
     return {
         "Atlas": atlas,
         "Units": "Bq/mL",
-        "Weighting": ("fractional: each region's mean is sum(w*C)/sum(w) over PET voxels, "
-                      "w = fraction of the PET voxel inside the region, from "
+        "Method": method,
+        "Weighting": (f"{_WEIGHTING[method]}; fractions from "
                       f"{'x'.join(map(str, weights.oversample))} sub-voxel samples mapped "
                       "into the T1w label image through the PET-to-T1w pose"),
         "Oversample": list(weights.oversample),

@@ -8,16 +8,22 @@ kinetic models per atlas → sinks.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from nipype.pipeline import engine as pe
 
-from ketpet_bids.bids.anat_derivatives import AnatDerivatives, find_anat_derivatives, load_user_atlas
+from ketpet_bids.bids.anat_derivatives import (
+    AnatDerivatives,
+    find_anat_derivatives,
+    load_user_atlas,
+)
 from ketpet_bids.bids.layout import PetRun
 from ketpet_bids.bids.participants import body_weight_kg
+from ketpet_bids.core.freesurfer import FreeSurferInputs, find_freesurfer
 from ketpet_bids.interfaces.pet import PreparePET
 from ketpet_bids.settings import Settings
-from ketpet_bids.workflows.anat import FALLBACK_ATLAS, init_anat_wf
+from ketpet_bids.workflows.anat import init_anat_wf, output_atlas_names
 from ketpet_bids.workflows.outputs import derivatives_sink, pet_sidecar_node
 from ketpet_bids.workflows.pet.coreg import init_pet_coreg_wf
 from ketpet_bids.workflows.pet.hmc import init_pet_hmc_wf
@@ -42,25 +48,40 @@ def init_ketpet_wf(settings: Settings, runs: list[PetRun]) -> pe.Workflow:
     return workflow
 
 
-def subject_atlases(settings: Settings, derivatives: AnatDerivatives | None
-                    ) -> dict[str, tuple[Path, Path]]:
-    """Atlas name → (label image, label table), from the derivatives and ``--atlas``."""
+@dataclass(frozen=True)
+class SubjectAnatomy:
+    """What the user gave for a participant's anatomy, found before the graph is built."""
+
+    derivatives: AnatDerivatives | None
+    freesurfer: FreeSurferInputs | None
+    atlases: dict[str, tuple[Path, Path]]
+
+    @property
+    def atlas_names(self) -> list[str]:
+        """Atlas names in the order of the anatomy workflow's output lists."""
+        return output_atlas_names(self.atlases, self.freesurfer)
+
+
+def find_subject_anatomy(settings: Settings, subject: str) -> SubjectAnatomy:
+    """Anatomical derivatives, FreeSurfer outputs and atlases (``--atlas``) of a participant."""
+    derivatives = (find_anat_derivatives(settings.anat_derivatives, subject)
+                   if settings.anat_derivatives else None)
+    freesurfer = (find_freesurfer(settings.fs_subjects_dir, subject)
+                  if settings.fs_subjects_dir else None)
     atlases = dict(derivatives.segs) if derivatives else {}
     for spec in settings.atlas:
         name, image, table = load_user_atlas(Path(spec))
         atlases[name] = (image, table)
-    return atlases
+    return SubjectAnatomy(derivatives, freesurfer, atlases)
 
 
 def init_single_subject_wf(settings: Settings, subject: str, runs: list[PetRun]) -> pe.Workflow:
     """Anatomy once for the participant, then one PET sub-workflow per run."""
     workflow = pe.Workflow(name=f"sub_{subject}_wf")
-    derivatives = (find_anat_derivatives(settings.anat_derivatives, subject)
-                   if settings.anat_derivatives else None)
-    atlases = subject_atlases(settings, derivatives)
-    atlas_names = list(atlases) or [FALLBACK_ATLAS]
-    anat_wf = init_anat_wf(derivatives=derivatives, atlases=atlases,
-                           omp_nthreads=settings.omp_nthreads)
+    anatomy = find_subject_anatomy(settings, subject)
+    atlas_names = anatomy.atlas_names
+    anat_wf = init_anat_wf(derivatives=anatomy.derivatives, atlases=anatomy.atlases,
+                           freesurfer=anatomy.freesurfer, omp_nthreads=settings.omp_nthreads)
     anat_wf.inputs.inputnode.t1w = str(anatomical_reference(runs))
     out = {"output_dir": settings.output_dir, "subject": subject}
     ds_t1w = derivatives_sink("t1w_preproc", **out)
@@ -152,7 +173,7 @@ def _connect_atlas(workflow: pe.Workflow, settings: Settings, run: PetRun, atlas
     """Regional TACs and kinetic models for one atlas (voxelwise maps with the first only)."""
     inputnode, prepare, hmc_wf, coreg_wf = nodes
     tacs_wf = init_pet_tacs_wf(atlas_name=atlas, ref_region=settings.ref_region,
-                               name=f"tacs_{atlas}_wf")
+                               method=settings.tac_method, name=f"tacs_{atlas}_wf")
     kinetics_wf = init_pet_kinetics_wf(
         models=settings.models, atlas_name=atlas, suvr_window=settings.suvr_window,
         ref_region=settings.ref_region,

@@ -129,3 +129,43 @@ def test_pet_tacs_wf_identity_pose(tmp_path, ref_region, expected_labels):
     assert info["Regions"]["Cortex"]["PETVolumeMM3"] == pytest.approx(512.0)
     assert info["Regions"]["Cortex"]["PETVoxels"] == 64
     assert info["ReferenceRegion"]["Regions"] == [TABLE[k] for k in expected_labels]
+
+
+def test_pet_tacs_wf_unmix_mixed_voxels(tmp_path):
+    """Region edges off the 2 mm PET blocks and a warm background: with ``method="unmix"``
+    the regional TACs and the reference (volume-weighted over its regions) are exact
+    (identity pose: PET voxels are exact 2×2×2 means of the 1 mm activity); the
+    fraction-weighted means of the same data are biased by > 5%."""
+    labels = np.zeros((24, 24, 24), np.int16)
+    labels[3:12, 5:12, 4:11] = 1
+    labels[12:19, 5:12, 5:12] = 2
+    labels[3:8, 12:17, 5:12] = 3
+    activity = {**ACTIVITY, 0: [15.0, 40.0]}
+    fine = np.stack([np.vectorize(lambda k, f=f: activity[k][f])(labels) for f in (0, 1)], -1)
+    pet = fine.reshape(12, 2, 12, 2, 12, 2, 2).mean(axis=(1, 3, 5)).astype(np.float32)
+    np.savetxt(tmp_path / "pose.txt", np.eye(4))
+    _save(tmp_path / "dseg.nii.gz", labels)
+    pd.DataFrame({"index": list(TABLE), "name": list(TABLE.values())}).to_csv(
+        tmp_path / "dseg.tsv", sep="\t", index=False)
+    inputs = dict(
+        pet_file=str(_save(tmp_path / "pet.nii.gz", pet, PET_AFFINE)),
+        frame_start=[0.0, 60.0], frame_duration=[60.0, 120.0],
+        pet_to_t1w_matrix=str(tmp_path / "pose.txt"),
+        dseg=str(tmp_path / "dseg.nii.gz"), dseg_tsv=str(tmp_path / "dseg.tsv"),
+        brain_mask=str(_save(tmp_path / "mask.nii.gz", np.ones_like(labels, np.uint8))))
+    results = {}
+    for method in ("unmix", "weighted"):
+        workflow = init_pet_tacs_wf(atlas_name="own", method=method, name=f"tacs_{method}")
+        for key, value in inputs.items():
+            setattr(workflow.inputs.inputnode, key, value)
+        results[method] = _run(workflow, tmp_path / method)
+    tacs = {m: pd.read_csv(r.tacs_tsv, sep="\t") for m, r in results.items()}
+    for k, name in TABLE.items():
+        np.testing.assert_allclose(tacs["unmix"][name], ACTIVITY[k], rtol=1e-5)  # 6 digits
+    bias = max(np.max(np.abs(tacs["weighted"][n] / ACTIVITY[k] - 1)) for k, n in TABLE.items())
+    assert bias > 0.05
+    volumes = {k: np.count_nonzero(labels == k) for k in (1, 2)}    # wholebrain = 1 + 2
+    truth = sum(v * np.array(ACTIVITY[k]) for k, v in volumes.items()) / sum(volumes.values())
+    ref = pd.read_csv(results["unmix"].ref_tacs_tsv, sep="\t")
+    np.testing.assert_allclose(ref["wholebrain"], truth, rtol=1e-5)
+    assert json.loads(Path(results["unmix"].tacs_json).read_text())["Method"] == "unmix"

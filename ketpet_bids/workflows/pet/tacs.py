@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
@@ -15,10 +17,21 @@ METHODS = (
     "every frame. The reference region ({ref}) was defined in T1w space and extracted the "
     "same way."
 )
+UNMIX_METHODS = (
+    "Regional time-activity curves were extracted by unmixing: the T1w-space regions were "
+    "mapped into PET space through the PET-to-T1w transform by supersampling each PET voxel, "
+    "giving for every region the fraction of each PET voxel it covers (plus a background "
+    "class for the unlabelled remainder of the voxels the regions touch), and every frame "
+    "was modelled as the fraction-weighted sum of uniform regional activities, solved by "
+    "least squares (a geometric transfer matrix without point-spread function). The "
+    "reference region ({ref}) was the volume-weighted mean of the regions it contains."
+)
 
 
 def init_pet_tacs_wf(*, atlas_name: str, ref_region: str = "wholebrain",
-                     ref_erode_mm: float = 0.0, name: str = "pet_tacs_wf") -> pe.Workflow:
+                     ref_erode_mm: float = 0.0,
+                     method: Literal["weighted", "unmix"] = "weighted",
+                     name: str = "pet_tacs_wf") -> pe.Workflow:
     """Build the TAC extraction workflow for one atlas.
 
     Parameters
@@ -30,6 +43,11 @@ def init_pet_tacs_wf(*, atlas_name: str, ref_region: str = "wholebrain",
         ``cerebellum``, ``pons`` or ``+``-joined region names; see ``core.regions``).
     ref_erode_mm
         Erosion of the reference mask (mm), 0 for none.
+    method
+        ``"weighted"``: each region's fraction-weighted mean (biased where PET voxels mix
+        neighbouring tissue); ``"unmix"``: solve for the uniform regional activities that
+        explain the mixed voxels (``core.tacs.unmixed_means``), exact without noise and PSF
+        when the atlas labels all tissue near the regions.
     name
         Workflow name.
 
@@ -58,7 +76,7 @@ def init_pet_tacs_wf(*, atlas_name: str, ref_region: str = "wholebrain",
         Weights used, PET-space region sizes and the reference definition.
     """
     workflow = pe.Workflow(name=name)
-    workflow.__desc__ = METHODS.format(ref=ref_region)
+    workflow.__desc__ = (UNMIX_METHODS if method == "unmix" else METHODS).format(ref=ref_region)
     inputnode = pe.Node(niu.IdentityInterface(fields=[
         "pet_file", "frame_start", "frame_duration", "pet_to_t1w_matrix", "dseg", "dseg_tsv",
         "brain_mask"]), name="inputnode")
@@ -66,7 +84,7 @@ def init_pet_tacs_wf(*, atlas_name: str, ref_region: str = "wholebrain",
         "tacs_tsv", "ref_tacs_tsv", "ref_mask", "tacs_json"]), name="outputnode")
     ref = pe.Node(ReferenceMask(ref_region=ref_region, erode_mm=ref_erode_mm),
                   name="ref_mask")
-    tacs = pe.Node(RegionalTACs(atlas_name=atlas_name), name="tacs")
+    tacs = pe.Node(RegionalTACs(atlas_name=atlas_name, method=method), name="tacs")
     workflow.connect([
         (inputnode, ref, [("dseg", "dseg"), ("dseg_tsv", "dseg_tsv"),
                           ("brain_mask", "brain_mask")]),
