@@ -74,8 +74,12 @@ def run_group_level(settings: Settings) -> None:
                          "run the participant level first")
     started = time.monotonic()
     spec = load_group_spec(settings.group_spec, settings.bids_dir)
+    print("Group design (override with --group-spec):")
+    for key, value in spec.items():
+        print(f"  {key}: {value}")
     result = run_group(settings.output_dir, settings.bids_dir, spec=spec)
-    report = build_group_report(settings.output_dir, result.stats_files, notes=result.notes)
+    report = build_group_report(settings.output_dir, result.stats_files, notes=result.notes,
+                                statmaps=result.statmaps)
     print(f"Group level finished in {time.monotonic() - started:.1f} s: "
           f"{len(result.stats_files)} tables under {settings.output_dir / 'group'}")
     for note in result.notes:

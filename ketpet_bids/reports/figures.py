@@ -328,7 +328,8 @@ def plot_parametric_map(t1w: np.ndarray, pmap: np.ndarray, zooms: Sequence[float
     return save_svg(fig, target)
 
 
-def plot_forest(stats: pd.DataFrame, target: Path, title: str = "") -> Path:
+def plot_forest(stats: pd.DataFrame, target: Path, title: str = "",
+                null_value: float = 0.0) -> Path:
     """Forest plot: estimate and confidence interval per region, one panel per contrast.
 
     Parameters
@@ -340,6 +341,8 @@ def plot_forest(stats: pd.DataFrame, target: Path, title: str = "") -> Path:
         SVG file to write.
     title
         Figure title (analysis and measure).
+    null_value
+        Estimate of no effect, drawn as a vertical line (0; 0.5 for an AUC).
     """
     contrasts = list(dict.fromkeys(stats["contrast"]))
     n_regions = stats.groupby("contrast").size().max()
@@ -357,11 +360,58 @@ def plot_forest(stats: pd.DataFrame, target: Path, title: str = "") -> Path:
         ax.scatter(est[significant], y[significant], color="C3", zorder=3, label="q < 0.05")
         ax.scatter(est[~significant], y[~significant], facecolor="white", edgecolor="C0",
                    zorder=3, label="q ≥ 0.05")
-        ax.axvline(0.0, color="k", linewidth=0.8)
+        ax.axvline(null_value, color="k", linewidth=0.8)
         ax.set_yticks(y, rows["region"].astype(str))
         ax.set_title(str(contrast))
         ax.set_xlabel("estimate [ci_low, ci_high]")
         ax.grid(axis="x", alpha=0.3)
     axes[0][0].legend(loc="lower right", fontsize=7)
+    fig.suptitle(title)
+    return save_svg(fig, target)
+
+
+def plot_change_vs_symptoms(points: pd.DataFrame, target: Path, title: str = "") -> Path:
+    """Regional change against symptom change, one panel per region, colour per arm.
+
+    Parameters
+    ----------
+    points
+        Columns ``region change symptom_change arm``: one row per patient and region
+        (change in the measure's unit, symptom change in scale points).
+    target
+        SVG file to write.
+    title
+        Figure title.
+
+    Notes
+    -----
+    Each panel shows the pooled Pearson r and an ordinary least-squares line per arm.
+    """
+    missing = {"region", "change", "symptom_change", "arm"} - set(points.columns)
+    if missing:
+        raise ValueError(f"scatter table lacks columns {sorted(missing)}")
+    regions = list(dict.fromkeys(points["region"]))
+    arms = sorted(points["arm"].astype(str).unique())
+    fig, axes = plt.subplots(1, max(1, len(regions)), figsize=(3.2 * max(1, len(regions)), 3.2),
+                             squeeze=False, layout="constrained")
+    for ax, region in zip(axes[0], regions, strict=False):
+        rows = points[(points["region"] == region)].dropna(subset=["change", "symptom_change"])
+        for colour, arm in enumerate(arms):
+            mine = rows[rows["arm"].astype(str) == arm]
+            x, y = mine["change"].to_numpy(float), mine["symptom_change"].to_numpy(float)
+            ax.scatter(x, y, s=14, color=f"C{colour}", label=arm)
+            if len(x) > 2 and np.ptp(x) > 0:
+                slope, intercept = np.polyfit(x, y, 1)
+                ends = np.array([x.min(), x.max()])
+                ax.plot(ends, intercept + slope * ends, color=f"C{colour}", linewidth=1)
+        if len(rows) > 2:
+            r = np.corrcoef(rows["change"].to_numpy(float), rows["symptom_change"].to_numpy(float))
+            ax.set_title(f"{region} (pooled r = {r[0, 1]:.2f})")
+        ax.axhline(0.0, color="0.6", linewidth=0.6)
+        ax.axvline(0.0, color="0.6", linewidth=0.6)
+        ax.set_xlabel("regional change (post − baseline)")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("symptom change (post − baseline)")
+    axes[0][0].legend(loc="best", fontsize=7)
     fig.suptitle(title)
     return save_svg(fig, target)

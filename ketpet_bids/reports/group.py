@@ -1,4 +1,5 @@
-"""Group-level HTML report: one forest plot and one table per analysis and measure."""
+"""Group-level HTML report: per analysis and measure a forest plot, the change-vs-symptom
+scatter where the group level drew one, and the table; then the voxelwise maps."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from ketpet_bids.reports.participant import read_tsv
 STATS_COLUMNS = ("analysis", "measure", "region", "contrast", "n", "estimate", "ci_low",
                  "ci_high", "statistic", "p", "q_fdr", "effect_size")
 GROUP_REPORT = naming.group_report_path()
+NULL_VALUES = {"prediction": 0.5}
+"""Estimate of no effect per analysis (AUC 0.5); 0 for the others."""
 
 
 def forest_path(analysis: str, measure: str) -> Path:
@@ -27,8 +30,8 @@ def forest_path(analysis: str, measure: str) -> Path:
 
 
 def build_group_report(output_dir: Path, stats_files: list[Path],
-                       notes: Sequence[str] = ()) -> Path:
-    """Write ``group/group.html`` with a forest plot and a table per analysis and measure.
+                       notes: Sequence[str] = (), statmaps: Sequence[Path] = ()) -> Path:
+    """Write ``group/group.html`` with figures and a table per analysis and measure.
 
     Parameters
     ----------
@@ -39,6 +42,8 @@ def build_group_report(output_dir: Path, stats_files: list[Path],
         :data:`STATS_COLUMNS`.
     notes
         Messages (warnings, skipped analyses) shown in plain words.
+    statmaps
+        Voxelwise ``_statmap.nii.gz`` files to list (with their JSON sidecar's design).
 
     Returns
     -------
@@ -64,19 +69,45 @@ def build_group_report(output_dir: Path, stats_files: list[Path],
             figure = forest_path(str(analysis), str(measure))
             parts = [f'<p>Table: <a href="{h.esc(link)}">{h.esc(link)}</a></p>']
             try:
-                figures.plot_forest(rows, output_dir / figure, f"{analysis}: {measure}")
+                figures.plot_forest(rows, output_dir / figure, f"{analysis}: {measure}",
+                                    NULL_VALUES.get(str(analysis), 0.0))
                 parts.append(h.figure(figure.relative_to(page_dir.name),
                                       f"{analysis}, {measure}: estimate and confidence "
                                       "interval per region (filled: q_fdr < 0.05)"))
             except Exception as exc:  # noqa: BLE001 - one bad table must not break the report
                 problems.append(f"Could not draw the forest plot of {analysis}/{measure}: "
                                 f"{type(exc).__name__}: {exc}")
+            scatter = naming.group_figure_path(str(analysis), str(measure), "scatter")
+            if (output_dir / scatter).is_file():
+                parts.append(h.figure(scatter.relative_to(page_dir.name),
+                                      f"{measure}: regional change vs symptom change in the key "
+                                      "regions, per treatment arm"))
             parts.append(h.table(rows))
             sections.append((f"{analysis}-{measure}", f"{analysis} — {measure}",
                              "\n".join(parts)))
+    if statmaps:
+        sections.append(("voxelwise", "Voxelwise maps", _statmap_list(output_dir, page_dir,
+                                                                     statmaps)))
     if not sections:
         problems.append("No group statistics to show.")
     notes_html = (h.bullet_list(notes) + h.bullet_list(problems, "error")
                   or h.paragraph("No warnings, no errors."))
     sections.append(("warnings", "Warnings and errors", notes_html))
     return h.write_page(output_dir / GROUP_REPORT, h.page("ketpet_bids group report", sections))
+
+
+def _statmap_list(output_dir: Path, page_dir: Path, statmaps: Sequence[Path]) -> str:
+    """Links to the statmaps with their volumes, N and mask size from the JSON sidecars."""
+    import json
+
+    items = []
+    for statmap in map(Path, statmaps):
+        path = statmap if statmap.is_absolute() else output_dir / statmap
+        sidecar = naming.sidecar_path(path)
+        info = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+        link = os.path.relpath(path, page_dir)
+        items.append(f'<li><a href="{h.esc(link)}">{h.esc(path.name)}</a>: '
+                     f"volumes {h.esc(', '.join(info.get('Volumes', [])))}; N = "
+                     f"{h.esc(info.get('N', '?'))}, {h.esc(info.get('MaskVoxels', '?'))} voxels, "
+                     f"{h.esc(info.get('Permutations', 0))} permutations</li>")
+    return "<ul>" + "".join(items) + "</ul>"

@@ -6,10 +6,23 @@ write ``group/analysis-<a>_meas-<m>_stats.tsv`` with the columns of :data:`STATS
 
 - ``baseline`` — patients vs controls at baseline per region: OLS with covariates (contrast
   ``patient-control``; effect size Hedges' g) and Welch's t as a check (``patient-control:welch``);
-- ``change`` — post − baseline per treatment arm, paired t-test (contrast ``<post>-<baseline>:<arm>``;
-  effect size Cohen's d_z);
-- ``symptoms`` — regional change vs symptom change among patients (contrasts ``pearson`` and
-  ``spearman``; estimate r or ρ with a Fisher-z CI).
+- ``change`` — post − baseline per treatment arm, paired t-test (contrast
+  ``<post>-<baseline>:<arm>``; effect size Cohen's d_z) and the same on the percent change
+  ``100·(post − baseline)/baseline`` (``<post>-<baseline>:<arm>:percent``); the arm × time
+  interaction, active arm − ``placebo_label``, from a REML mixed model with a random intercept
+  per patient (``interaction:<arm>-<placebo>``: estimate = difference of the mean changes,
+  Wald CI and z; effect size Hedges' g of the change between arms);
+- ``symptoms`` — regional change vs symptom change among patients: ``pearson``, ``spearman``
+  and ``partial`` (Pearson adjusted for the covariates), pooled over arms and per arm
+  (``pearson:<arm>`` …); estimate r or ρ with a Fisher-z CI;
+- ``prediction`` — responders (symptom reduction ≥ ``responder_threshold`` of baseline)
+  predicted by cross-validated L2 logistic regression from a region's baseline value
+  (``responder:baseline``) or baseline and change (``responder:baseline+change``); estimate
+  the out-of-fold AUC with a Hanley–McNeil CI, permutation p, effect size Somers' D.
+
+Voxelwise (:func:`run_voxelwise`): the baseline, per-arm change and interaction contrasts as
+mass-univariate GLMs over ``_mimap`` maps sharing one grid, within a brain mask, with FDR and
+optional permutation max-T, written as ``group/*_statmap.nii.gz``.
 
 q-values: Benjamini–Hochberg across regions within each analysis, measure and contrast.
 Subjects left out of an analysis (no group, no post scan, no score, missing covariate) are
@@ -21,8 +34,9 @@ is optional and the missing ones are inferred (:func:`infer_spec`):
 ``group_column``, ``patient_label``, ``control_label``
     The ``participants.tsv`` column telling patients from controls and its two labels
     (default: ``group``/``diagnosis``/``dx``; labels like patient/case/MDD, control/healthy/HC).
-``arm_column``
-    The treatment-arm column (default: ``arm`` or ``treatment``).
+``arm_column``, ``placebo_label``
+    The treatment-arm column (default: ``arm`` or ``treatment``) and the comparator arm of
+    the arm × time interaction (default: the one arm named like placebo/sham/saline).
 ``covariates``
     ``participants.tsv`` columns adjusted for at baseline (default: ``age``, ``sex`` if present).
 ``baseline_session``, ``post_session``
@@ -46,6 +60,14 @@ is optional and the missing ones are inferred (:func:`infer_spec`):
     Path or glob relative to BIDS_DIR: :data:`SESSIONS_TABLES` for ``sessions``, else e.g.
     ``phenotype/madrs.tsv``.
 
+``key_regions``
+    Regions drawn in the change-vs-symptom scatter (default ``null``: the 4 regions with the
+    smallest pooled Pearson p of each measure).
+``prediction``, ``responder_threshold``, ``cv_folds``, ``n_permutations``, ``seed``
+    Response prediction on/off (default on), the relative symptom reduction that makes a
+    responder (0.5), the k of the stratified k-fold (5), the permutations of the AUC p-value
+    (1000) and their seed (0).
+
 Symptom keys left out are inferred consistently with those given (``symptom_column: hamd``
 alone picks the most preferred table holding ``hamd``). The source used is part of
 :attr:`GroupResult.spec` and stated in :attr:`GroupResult.notes`.
@@ -63,7 +85,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ketpet_bids.bids.naming import group_stats_path
+from ketpet_bids.bids.naming import group_figure_path, group_statmap_path, group_stats_path
 from ketpet_bids.bids.sink import write_tsv
 from ketpet_bids.core import stats
 from ketpet_bids.errors import InputError
@@ -76,8 +98,13 @@ BIDS_NA: dict[str, Any] = {"na_values": ["n/a", ""], "keep_default_na": False}
 """Only BIDS's ``n/a`` (and empty cells) are missing: regions such as ``NA`` or ``null`` are names."""
 DIAGNOSTIC_COLUMNS = ("region", "r2", "aic", "n_frames_used")
 SYMPTOM_KEYS = ("symptom_column", "symptom_layout", "symptom_table")
-SPEC_KEYS = ("group_column", "patient_label", "control_label", "arm_column", "covariates",
-             "baseline_session", "post_session", *SYMPTOM_KEYS)
+SPEC_KEYS = ("group_column", "patient_label", "control_label", "arm_column", "placebo_label",
+             "covariates", "baseline_session", "post_session", *SYMPTOM_KEYS, "key_regions",
+             "prediction", "responder_threshold", "cv_folds", "n_permutations", "seed")
+ANALYSIS_DEFAULTS: dict[str, Any] = {"key_regions": None, "prediction": True,
+                                     "responder_threshold": 0.5, "cv_folds": 5,
+                                     "n_permutations": 1000, "seed": 0}
+"""Defaults of the spec keys that are settings rather than facts of the dataset."""
 SYMPTOM_LAYOUTS = ("sessions", "long", "wide")
 """Where per-session symptom scores can be, most preferred first (see the module docstring)."""
 SESSIONS_TABLES = "sub-*/sub-*_sessions.tsv"
@@ -93,6 +120,8 @@ class GroupResult:
     ----------
     stats_files : list of Path
         The written ``group/*_stats.tsv`` tables.
+    statmaps : list of Path
+        The written voxelwise ``group/*_statmap.nii.gz`` maps.
     notes : list of str
         Missing-data counts and skipped analyses, one sentence each.
     spec : dict
@@ -102,6 +131,7 @@ class GroupResult:
     """
 
     stats_files: list[Path] = field(default_factory=list)
+    statmaps: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     spec: dict[str, Any] = field(default_factory=dict)
     excluded: dict[str, list[str]] = field(default_factory=dict)
@@ -252,6 +282,10 @@ def _complete_spec(bids_dir: Path, given: dict[str, Any]) -> dict[str, Any]:
         (c for c in ("group", "diagnosis", "dx") if c in participants), None))
     labels = (sorted(participants[group_column].dropna().astype(str).unique())
               if group_column in participants else [])
+    arm_column = given.get("arm_column", next(
+        (c for c in ("arm", "treatment") if c in participants), None))
+    arms = (sorted(participants[arm_column].dropna().astype(str).unique())
+            if arm_column in participants else [])
     sessions = sorted({p.name.removeprefix("ses-") for p in bids_dir.glob("sub-*/ses-*")
                        if p.is_dir()})
     baseline = _match(sessions, r"base|pre|^bl|screen") or (sessions[0] if sessions else None)
@@ -261,13 +295,15 @@ def _complete_spec(bids_dir: Path, given: dict[str, Any]) -> dict[str, Any]:
         "group_column": group_column,
         "patient_label": _match(labels, r"patient|case|mdd|trd|depress"),
         "control_label": _match(labels, r"control|healthy|^hc$"),
-        "arm_column": next((c for c in ("arm", "treatment") if c in participants), None),
+        "arm_column": arm_column,
+        "placebo_label": _match(arms, r"placebo|sham|saline|control|vehicle"),
         "covariates": [c for c in ("age", "sex") if c in participants],
         "baseline_session": baseline,
         "post_session": post,
     }
     fixed = {k: given[k] for k in SYMPTOM_KEYS if k in given}
-    return {**inferred, **given, **_infer_symptoms(bids_dir, sessions, fixed)}
+    return {**inferred, **ANALYSIS_DEFAULTS, **given,
+            **_infer_symptoms(bids_dir, sessions, fixed)}
 
 
 def _infer_symptoms(bids_dir: Path, sessions: list[str], fixed: dict[str, Any]
@@ -424,8 +460,10 @@ def _require(path: Path, table: pd.DataFrame, columns: list[str]) -> None:
 # --------------------------------------------------------------------------- analyses
 def run_group(output_dir: Path, bids_dir: Path, *,
               measure_files_glob: str = "sub-*/**/*_kinpar.tsv",
-              spec: dict[str, Any] | None = None) -> GroupResult:
-    """Run every group analysis and write ``group/*_stats.tsv``.
+              spec: dict[str, Any] | None = None, voxelwise_space: str | None = None,
+              voxelwise_mask: Path | None = None, voxelwise_permutations: int = 0
+              ) -> GroupResult:
+    """Run every group analysis and write ``group/*_stats.tsv`` (and voxelwise statmaps).
 
     Parameters
     ----------
@@ -435,23 +473,33 @@ def run_group(output_dir: Path, bids_dir: Path, *,
         The raw dataset (``participants.tsv``, ``phenotype/``).
     spec
         Group design (keys :data:`SPEC_KEYS`); missing keys are inferred (:func:`infer_spec`).
+    voxelwise_space
+        Also run the voxelwise analyses on the ``space-<voxelwise_space>`` ``_mimap`` maps
+        (:func:`run_voxelwise`); ``None`` (default) skips them.
+    voxelwise_mask, voxelwise_permutations
+        Brain mask on the maps' grid, and max-T permutations (0: FDR only).
 
     Returns
     -------
     GroupResult
-        Written tables, missing-data notes, the design used.
+        Written tables and maps, missing-data notes, the design used.
     """
     spec = _complete_spec(Path(bids_dir), spec or {})
     result = GroupResult(spec=spec)
     measures = read_measures(Path(output_dir), measure_files_glob)
     subjects = _subject_table(Path(bids_dir), spec)
-    tables = [_baseline(measures, subjects, spec, result),
-              _change(measures, subjects, spec, result),
-              _symptoms(measures, subjects, spec, Path(bids_dir), result)]
+    change = _change_data(measures, subjects, spec, Path(bids_dir), result)
+    tables = [_baseline(measures, subjects, spec, result), _change(change, spec, result),
+              _symptoms(change, subjects, spec, Path(output_dir), result),
+              _prediction(change, spec, result)]
     for table in tables:
         for (analysis, measure), rows in table.groupby(["analysis", "measure"], sort=True):
             path = Path(output_dir) / group_stats_path(analysis, measure)
             result.stats_files.append(write_tsv(path, rows[STATS_COLUMNS]))
+    if voxelwise_space:
+        result.statmaps = run_voxelwise(Path(output_dir), subjects, spec, result,
+                                        space=voxelwise_space, mask=voxelwise_mask,
+                                        n_permutations=voxelwise_permutations)
     return result
 
 
@@ -478,6 +526,8 @@ def _covariates(subjects: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame:
     """Numeric covariates per subject (categories dummy-coded, first level dropped; NaN rows
     where any covariate is missing)."""
     raw = subjects[list(spec.get("covariates") or [])]
+    if raw.empty:
+        return pd.DataFrame(index=subjects.index)
     coded = pd.get_dummies(raw, drop_first=True, dtype=float)
     coded.loc[raw.isna().any(axis=1)] = np.nan
     return coded
@@ -536,79 +586,431 @@ def _baseline(measures: pd.DataFrame, subjects: pd.DataFrame, spec: dict[str, An
                    + _rows("baseline", "patient-control:welch", wide, welch))
 
 
-def _paired(measures: pd.DataFrame, spec: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return _wide(measures, spec["baseline_session"]), _wide(measures, spec["post_session"])
+@dataclass
+class ChangeData:
+    """Patients' regional values at both sessions and their symptom scores.
+
+    Attributes
+    ----------
+    before, after : pandas.DataFrame
+        Rows patients with a treatment arm and a scan at that session; columns (measure,
+        region).
+    arm : pandas.Series
+        Arm label per patient (all patients with an arm).
+    symptom_change, symptom_baseline : pandas.Series
+        Per patient with scores at both sessions (empty without a symptom score).
+    """
+
+    before: pd.DataFrame
+    after: pd.DataFrame
+    arm: pd.Series
+    symptom_change: pd.Series
+    symptom_baseline: pd.Series
+
+    @property
+    def paired(self) -> list[str]:
+        """Patients with both scans."""
+        return [s for s in self.before.index if s in self.after.index]
 
 
-def _change(measures: pd.DataFrame, subjects: pd.DataFrame, spec: dict[str, Any],
-            result: GroupResult) -> pd.DataFrame:
+def _change_data(measures: pd.DataFrame, subjects: pd.DataFrame, spec: dict[str, Any],
+                 bids_dir: Path, result: GroupResult) -> ChangeData | None:
+    """Collect the patients' sessions and scores once, recording who is left out and why."""
     arm_column, post = spec.get("arm_column"), spec.get("post_session")
     if not arm_column or not post:
-        result.notes.append("change: skipped (no treatment arm column or no post session)")
-        return _finish([])
-    before, after = _paired(measures, spec)
-    result.exclude(f"no '{spec['baseline_session']}' scan",
-                   [s for s in after.index if s not in before.index], len(after), "change")
-    arms = subjects[arm_column].reindex(before.index)
-    is_patient = subjects[spec["group_column"]].reindex(before.index).astype(str) == spec[
-        "patient_label"]
-    result.exclude("patient without a treatment arm", list(before.index[is_patient
-                                                                        & arms.isna()]),
-                   int(is_patient.sum()), "change")
-    rows: list[dict[str, Any]] = []
-    for arm in sorted(arms.dropna().astype(str).unique()):
-        members = arms.index[arms.astype(str) == arm]
+        result.notes.append("change, symptoms, prediction: skipped (no treatment arm column "
+                            "or no post session)")
+        return None
+    baseline = spec["baseline_session"]
+    before, after = _wide(measures, baseline), _wide(measures, post)
+    is_patient = subjects[spec["group_column"]].astype(str) == spec["patient_label"]
+    patients = [s for s in subjects.index[is_patient] if s in before.index or s in after.index]
+    arms = subjects[arm_column].reindex(patients)
+    result.exclude("patient without a treatment arm", list(arms.index[arms.isna()]),
+                   len(patients), "change")
+    arms = arms.dropna().astype(str)
+    result.exclude(f"no '{baseline}' scan", [s for s in arms.index if s not in before.index],
+                   len(arms), "change")
+    for arm in sorted(arms.unique()):
+        members = arms.index[arms == arm]
         result.exclude(f"no '{post}' scan", [s for s in members if s not in after.index],
                        len(members), f"change ({arm})")
-        paired = [s for s in members if s in after.index]
+    symptom_change = symptom_baseline = pd.Series(dtype=float)
+    if spec.get("symptom_column"):
+        score = read_symptom_scores(bids_dir, spec).reindex(index=arms.index,
+                                                            columns=[baseline, post])
+        result.notes.append(f"symptoms: '{spec['symptom_column']}' per session from "
+                            f"{spec['symptom_table']} ({spec['symptom_layout']} layout)")
+        scanned = [s for s in arms.index if s in before.index and s in after.index]
+        has_both = score.notna().all(axis=1)
+        result.exclude("no symptom score at both sessions",
+                       [s for s in scanned if not has_both[s]], len(arms), "symptoms")
+        symptom_baseline = score.loc[has_both, baseline].astype(float)
+        symptom_change = (score.loc[has_both, post] - symptom_baseline).astype(float)
+    return ChangeData(before=before.reindex([s for s in arms.index if s in before.index]),
+                      after=after.reindex([s for s in arms.index if s in after.index]),
+                      arm=arms, symptom_change=symptom_change,
+                      symptom_baseline=symptom_baseline)
+
+
+def _change(data: ChangeData | None, spec: dict[str, Any], result: GroupResult
+            ) -> pd.DataFrame:
+    """Paired absolute and percent change per arm, and the arm × time interaction."""
+    if data is None:
+        return _finish([])
+    label = f"{spec['post_session']}-{spec['baseline_session']}"
+    rows: list[dict[str, Any]] = []
+    for arm in sorted(data.arm.unique()):
+        paired = [s for s in data.paired if data.arm[s] == arm]
         if len(paired) < 2:
             result.notes.append(f"change ({arm}): skipped (fewer than 2 paired subjects)")
             continue
-        rows += _paired_rows(before.loc[paired], after.loc[paired],
-                             f"{post}-{spec['baseline_session']}:{arm}")
-    return _finish(rows)
+        before, after = data.before.loc[paired], data.after.loc[paired]
+        for test, suffix in ((stats.paired_change, ""), (stats.percent_change, ":percent")):
+            rows += _rows("change", f"{label}:{arm}{suffix}", after - before,
+                          _paired_test(test, before, after))
+    return _finish(rows + _interaction_rows(data, spec, result))
 
 
-def _paired_rows(before: pd.DataFrame, after: pd.DataFrame, contrast: str
-                 ) -> list[dict[str, Any]]:
-    """Paired t-test rows for subjects with both sessions (NaN pairs left out per region)."""
-    def test(values: pd.Series) -> stats.TestResult:
-        ok = values.notna()
-        return stats.paired_change(before.loc[ok, values.name], after.loc[ok, values.name])
+def _paired_test(test: Callable[[np.ndarray, np.ndarray], stats.TestResult],
+                 before: pd.DataFrame, after: pd.DataFrame
+                 ) -> Callable[[pd.Series], stats.TestResult]:
+    """A per-region test of the subjects with both values (NaN pairs left out)."""
+    def run(difference: pd.Series) -> stats.TestResult:
+        ok = difference.notna()
+        return test(before.loc[ok, difference.name].to_numpy(),
+                    after.loc[ok, difference.name].to_numpy())
+    return run
 
-    return _rows("change", contrast, after - before, test)
+
+def _interaction_rows(data: ChangeData, spec: dict[str, Any], result: GroupResult
+                      ) -> list[dict[str, Any]]:
+    """Mixed-model arm × time interaction, every arm against ``placebo_label``."""
+    placebo = spec.get("placebo_label")
+    active_arms = sorted(a for a in data.arm.unique() if a != placebo)
+    if placebo not in set(data.arm) or not active_arms:
+        result.notes.append("change: arm × time interaction skipped (no comparator arm; "
+                            "set placebo_label in --group-spec)")
+        return []
+    rows: list[dict[str, Any]] = []
+    for arm in active_arms:
+        members = data.arm.index[data.arm.isin([arm, placebo])]
+        sessions = [data.before.reindex(members).dropna(how="all"),
+                    data.after.reindex(members).dropna(how="all")]
+        long = pd.concat(sessions)
+        post = np.repeat([False, True], [len(sessions[0]), len(sessions[1])])
+        active = (data.arm[long.index] == arm).to_numpy()
+        if min(len(set(long.index[active])), len(set(long.index[~active]))) < 2:
+            result.notes.append(f"change: interaction {arm}-{placebo} skipped (fewer than 2 "
+                                "subjects in an arm)")
+            continue
+        for mask, columns in _by_missing_pattern(long):
+            fits = stats.arm_time_interaction(long.loc[mask, columns].to_numpy(),
+                                              long.index[mask].to_numpy(), post[mask],
+                                              active[mask])
+            rows += [{"analysis": "change", "measure": m, "region": r,
+                      "contrast": f"interaction:{arm}-{placebo}", **asdict(fit)}
+                     for (m, r), fit in zip(columns, fits, strict=True)]
+    return rows
 
 
-def _symptoms(measures: pd.DataFrame, subjects: pd.DataFrame, spec: dict[str, Any],
-              bids_dir: Path, result: GroupResult) -> pd.DataFrame:
-    post, column = spec.get("post_session"), spec.get("symptom_column")
-    if not post or not column:
+def _by_missing_pattern(table: pd.DataFrame) -> list[tuple[np.ndarray, list[Any]]]:
+    """Columns grouped by which rows they have values for: ``[(row mask, columns), …]``."""
+    groups: dict[bytes, tuple[np.ndarray, list[Any]]] = {}
+    for column in table.columns:
+        mask = table[column].notna().to_numpy()
+        groups.setdefault(mask.tobytes(), (mask, []))[1].append(column)
+    return list(groups.values())
+
+
+def _symptoms(data: ChangeData | None, subjects: pd.DataFrame, spec: dict[str, Any],
+              output_dir: Path, result: GroupResult) -> pd.DataFrame:
+    """Regional change vs symptom change: Pearson, Spearman, partial; pooled and per arm."""
+    if data is None or not spec.get("symptom_column"):
         result.notes.append("symptoms: skipped (no post session or no symptom score found)")
         return _finish([])
-    score = read_symptom_scores(bids_dir, spec)
-    result.notes.append(f"symptoms: '{column}' per session from {spec['symptom_table']} "
-                        f"({spec['symptom_layout']} layout)")
-    before, after = _paired(measures, spec)
-    group = subjects[spec["group_column"]].astype(str)
-    patients = [s for s in before.index if group.get(s) == spec["patient_label"]]
-    no_post = [s for s in patients if s not in after.index]
-    result.exclude(f"no '{post}' scan", no_post, len(patients), "symptoms")
-    symptom_change = score.reindex(index=patients, columns=[spec["baseline_session"], post])
-    symptom_change = symptom_change[post] - symptom_change[spec["baseline_session"]]
-    no_score = [s for s in patients if s not in no_post and np.isnan(symptom_change[s])]
-    result.exclude("no symptom score at both sessions", no_score, len(patients), "symptoms")
-    used = [s for s in patients if s not in no_post and s not in no_score]
+    used = [s for s in data.paired if s in data.symptom_change.index]
     if len(used) < 4:
         result.notes.append("symptoms: skipped (fewer than 4 patients with change and scores)")
         return _finish([])
-    diff = after.loc[used] - before.loc[used]
-    x = symptom_change[used]
+    diff = data.after.loc[used] - data.before.loc[used]
+    covariates = _covariates(subjects, spec).reindex(used)
+    result.exclude("missing covariate", list(covariates.index[covariates.isna().any(axis=1)]),
+                   len(used), "symptoms (partial)")
+    rows: list[dict[str, Any]] = []
+    for arm in [None, *sorted(data.arm[used].unique())]:
+        members = [s for s in used if arm is None or data.arm[s] == arm]
+        suffix = "" if arm is None else f":{arm}"
+        x = data.symptom_change[members]
+        cov = covariates.loc[members].dropna()
+        cov = cov.loc[:, cov.nunique() > 1]
+        if len(members) >= 4:
+            rows += (_rows("symptoms", f"pearson{suffix}", diff.loc[members],
+                           _correlate(stats.pearson, x))
+                     + _rows("symptoms", f"spearman{suffix}", diff.loc[members],
+                             _correlate(stats.spearman, x)))
+        if len(cov) >= cov.shape[1] + 4:
+            rows += _rows("symptoms", f"partial{suffix}", diff.loc[cov.index],
+                          _correlate(stats.partial_correlation, x[cov.index], cov.to_numpy()))
+        else:
+            result.notes.append(f"symptoms: partial correlation{suffix or ' (pooled)'} skipped "
+                                f"({len(cov)} patients with covariates)")
+    table = _finish(rows)
+    _scatter_figures(table, diff, data, spec, output_dir)
+    return table
 
-    def correlate(method: Callable) -> Callable[[pd.Series], stats.TestResult]:
-        def test(values: pd.Series) -> stats.TestResult:
-            ok = values.notna()
-            return method(values[ok].to_numpy(), x[ok].to_numpy())
-        return test
 
-    return _finish(_rows("symptoms", "pearson", diff, correlate(stats.pearson))
-                   + _rows("symptoms", "spearman", diff, correlate(stats.spearman)))
+def _correlate(method: Callable[..., stats.TestResult], symptom: pd.Series, *extra: Any
+               ) -> Callable[[pd.Series], stats.TestResult]:
+    def run(values: pd.Series) -> stats.TestResult:
+        ok = values.notna().to_numpy()
+        return method(values.to_numpy()[ok], symptom.to_numpy()[ok],
+                      *(e[ok] for e in extra))
+    return run
+
+
+def _scatter_figures(table: pd.DataFrame, diff: pd.DataFrame, data: ChangeData,
+                     spec: dict[str, Any], output_dir: Path) -> None:
+    """Change vs symptom change of the key regions, one figure per measure."""
+    from ketpet_bids.reports.figures import plot_change_vs_symptoms
+
+    pooled = table[table["contrast"] == "pearson"]
+    for measure, rows in pooled.groupby("measure"):
+        regions = spec.get("key_regions") or list(rows.nsmallest(4, "p")["region"])
+        regions = [r for r in regions if (measure, r) in diff.columns]
+        points = pd.concat([pd.DataFrame({"region": r, "change": diff[(measure, r)],
+                                          "symptom_change": data.symptom_change[diff.index],
+                                          "arm": data.arm[diff.index]}) for r in regions])
+        plot_change_vs_symptoms(points, output_dir / group_figure_path("symptoms", measure,
+                                                                       "scatter"),
+                                f"{measure}: regional change vs {spec['symptom_column']} change")
+
+
+def _prediction(data: ChangeData | None, spec: dict[str, Any], result: GroupResult
+                ) -> pd.DataFrame:
+    """Responders (relative symptom reduction ≥ threshold) from baseline and change values."""
+    if data is None or not spec.get("prediction") or not spec.get("symptom_column"):
+        result.notes.append("prediction: skipped (turned off, or no post session or symptom "
+                            "score)")
+        return _finish([])
+    used = [s for s in data.paired if s in data.symptom_change.index
+            and data.symptom_baseline[s] > 0]
+    result.exclude("baseline symptom score not positive",
+                   [s for s in data.paired if s in data.symptom_baseline.index
+                    and data.symptom_baseline[s] <= 0], len(data.paired), "prediction")
+    reduction = -data.symptom_change[used] / data.symptom_baseline[used]
+    responder = (reduction >= spec["responder_threshold"]).to_numpy()
+    if min(responder.sum(), (~responder).sum()) < 2:
+        result.notes.append(f"prediction: skipped ({int(responder.sum())} responders and "
+                            f"{int((~responder).sum())} non-responders; need 2 of each)")
+        return _finish([])
+    result.notes.append(f"prediction: {int(responder.sum())} responders (≥ "
+                        f"{100 * spec['responder_threshold']:g}% reduction) of {len(used)} "
+                        f"patients; {spec['cv_folds']}-fold CV, {spec['n_permutations']} "
+                        f"permutations (seed {spec['seed']})")
+    before, after = data.before.loc[used], data.after.loc[used]
+    rows: list[dict[str, Any]] = []
+    for contrast, features in (("responder:baseline", lambda c: [before[c]]),
+                               ("responder:baseline+change",
+                                lambda c: [before[c], after[c] - before[c]])):
+        def test(values: pd.Series, features: Callable = features) -> stats.TestResult:
+            x = np.column_stack(features(values.name))
+            ok = np.isfinite(x).all(axis=1)
+            return stats.predict_response(x[ok], responder[ok], folds=spec["cv_folds"],
+                                          n_permutations=spec["n_permutations"],
+                                          seed=spec["seed"])
+        rows += _rows("prediction", contrast, before, test)
+    return _finish(rows)
+
+
+# --------------------------------------------------------------------------- voxelwise
+STATMAP_VOLUMES = ("t", "estimate", "p", "q_fdr", "p_fwe")
+"""Volumes of a ``_statmap.nii.gz``, in order (``p_fwe`` only with permutations)."""
+
+
+def find_maps(output_dir: Path, space: str) -> pd.DataFrame:
+    """The participant ``_mimap`` maps in ``space``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``subject session measure path``; ``measure`` is the ``meas`` entity qualified
+        like :func:`read_measures` (e.g. ``VT+pvcgtm``) when variants differ.
+    """
+    rows = []
+    for path in sorted(Path(output_dir).glob(f"sub-*/**/*_space-{space}_*mimap.nii.gz")):
+        ents = parse_entities(path.name)
+        rows.append({"subject": ents["sub"], "session": ents.get("ses", ""),
+                     "param": ents.get("meas", "value"), "path": path,
+                     **{k: ents.get(k, "none") for k in VARIANT_ENTITIES}})
+    if not rows:
+        return pd.DataFrame(columns=["subject", "session", "measure", "path"])
+    maps = pd.DataFrame(rows)
+    maps["measure"] = _measure_labels(maps)
+    return maps[["subject", "session", "measure", "path"]]
+
+
+def _load_grid(paths: pd.Series, mask: Path | None) -> tuple[np.ndarray, np.ndarray, Any]:
+    """Maps as rows ``(n, V)`` inside the mask, the mask ``(X, Y, Z)`` and the reference image.
+
+    An entry of ``paths`` is one map, or a pair ``(after, before)`` read as ``after − before``.
+    Without ``mask`` the mask is every voxel finite and non-zero in all maps read.
+    """
+    import nibabel as nib
+
+    files = [p for entry in paths for p in (entry if isinstance(entry, tuple) else (entry,))]
+    images = {p: nib.load(p) for p in files}
+    ref = images[files[0]]
+    for path, img in images.items():
+        if img.shape[:3] != ref.shape[:3] or not np.allclose(img.affine, ref.affine, atol=1e-3):
+            raise InputError(path, f"is not on the grid of {Path(files[0]).name}",
+                             "voxelwise group statistics need maps in one common space")
+    arrays = {p: np.asarray(img.dataobj, dtype=np.float32).reshape(ref.shape[:3])
+              for p, img in images.items()}
+    if mask is None:
+        inside = np.logical_and.reduce([np.isfinite(a) & (a != 0) for a in arrays.values()])
+    else:
+        mask_img = nib.load(mask)
+        if mask_img.shape[:3] != ref.shape[:3]:
+            raise InputError(mask, "brain mask is not on the grid of the maps")
+        inside = np.asarray(mask_img.dataobj).reshape(ref.shape[:3]) > 0
+        inside &= np.logical_and.reduce([np.isfinite(a) for a in arrays.values()])
+    rows = [arrays[e[0]][inside] - arrays[e[1]][inside] if isinstance(e, tuple)
+            else arrays[e][inside] for e in paths]
+    return np.stack(rows), inside, ref
+
+
+def _bids_label(first: str, second: str, qualifier: str = "") -> str:
+    """Alphanumeric contrast label ``<first>Minus<second><Qualifier>``.
+
+    >>> _bids_label("post", "baseline", "ketamine")
+    'postMinusbaselineKetamine'
+    """
+    clean = [re.sub(r"[^0-9A-Za-z]", "", p) for p in (first, second, qualifier)]
+    return f"{clean[0]}Minus{clean[1]}{clean[2][:1].upper()}{clean[2][1:]}"
+
+
+def run_voxelwise(output_dir: Path, subjects: pd.DataFrame, spec: dict[str, Any],
+                  result: GroupResult, *, space: str, mask: Path | None = None,
+                  n_permutations: int = 0) -> list[Path]:
+    """Voxelwise baseline, change and interaction GLMs over maps sharing one grid.
+
+    Per measure: baseline patients − controls (``y ~ 1 + patient + covariates``), the mean
+    change of each arm (one-sample on post − baseline maps) and active − placebo change
+    (two-sample on change maps, the voxelwise interaction for patients with both scans).
+    Each is a mass-univariate OLS (:func:`~ketpet_bids.core.stats.mass_univariate_glm`) inside
+    the mask, with BH-FDR q over the mask and, with ``n_permutations > 0``, max-T FWE
+    p-values (seed ``spec['seed']``).
+
+    Parameters
+    ----------
+    output_dir
+        Derivatives; maps are found by :func:`find_maps`, outputs go to ``group/``.
+    subjects, spec
+        ``participants.tsv`` indexed by label, and the completed group design.
+    result
+        Receives notes on skipped contrasts and left-out subjects.
+    space
+        The common space of the maps (``space-`` entity).
+    mask
+        Brain mask on the maps' grid; default the voxels non-zero in every map.
+
+    Returns
+    -------
+    list of Path
+        4-D float32 ``_statmap.nii.gz`` files (volumes :data:`STATMAP_VOLUMES`) with JSON
+        sidecars naming the volumes, design and counts.
+    """
+    maps = find_maps(output_dir, space)
+    if maps.empty:
+        result.notes.append(f"voxelwise: skipped (no space-{space} _mimap maps)")
+        return []
+    written = []
+    for measure, rows in maps.groupby("measure", sort=True):
+        for analysis, contrast, paths, design, names in _voxelwise_designs(rows, subjects,
+                                                                           spec, result):
+            values, inside, ref = _load_grid(paths, mask)
+            vector = np.array([1.0 if n == names[-1] else 0.0 for n in names])
+            glm = stats.mass_univariate_glm(values, design, vector)
+            volumes = [glm.t, glm.estimate, glm.p, stats.fdr_bh(glm.p)]
+            if n_permutations:
+                volumes.append(stats.max_t_fwe(values, design, vector, n_permutations,
+                                               seed=spec.get("seed", 0)))
+            written.append(_write_statmap(
+                Path(output_dir) / group_statmap_path(analysis, measure, contrast), volumes,
+                inside, ref, {"Volumes": list(STATMAP_VOLUMES[:len(volumes)]),
+                              "Analysis": analysis, "Contrast": contrast, "Space": space,
+                              "DesignColumns": names, "ContrastColumn": names[-1],
+                              "N": len(paths), "DegreesOfFreedom": glm.df,
+                              "MaskVoxels": int(inside.sum()),
+                              "Permutations": n_permutations, "Seed": spec.get("seed", 0)}))
+    return written
+
+
+def _voxelwise_designs(rows: pd.DataFrame, subjects: pd.DataFrame, spec: dict[str, Any],
+                       result: GroupResult) -> list[tuple[str, str, pd.Series, np.ndarray,
+                                                          list[str]]]:
+    """``(analysis, contrast, maps, design, column names)`` per voxelwise contrast.
+
+    The tested design column is the last one; change contrasts take ``(post, baseline)``
+    path pairs (:func:`_change_paths`).
+    """
+    base, post = spec.get("baseline_session"), spec.get("post_session")
+    by_session = {ses: grp.set_index("subject")["path"] for ses, grp in rows.groupby("session")}
+    designs = []
+    before = by_session.get(base or "", pd.Series(dtype=object))
+    group = subjects[spec["group_column"]].reindex(before.index).astype(str)
+    covariates = _covariates(subjects, spec).reindex(before.index)
+    keep = group.isin([spec["patient_label"], spec["control_label"]]) & covariates.notna().all(
+        axis=1)
+    result.exclude("no group or missing covariate", list(before.index[~keep]), len(before),
+                   "voxelwise baseline")
+    patient = (group[keep] == spec["patient_label"]).to_numpy(float)
+    if min(patient.sum(), len(patient) - patient.sum()) >= 2:
+        cov = covariates[keep].loc[:, covariates[keep].nunique() > 1]
+        designs.append(("baseline", _bids_label(spec["patient_label"], spec["control_label"]),
+                        before[keep], np.column_stack([np.ones(len(patient)), cov, patient]),
+                        ["intercept", *map(str, cov.columns), "patient"]))
+    after = by_session.get(post or "", pd.Series(dtype=object))
+    arm_column = spec.get("arm_column")
+    if post and arm_column and len(after):
+        paired = [s for s in after.index if s in before.index]
+        arms = subjects[arm_column].reindex(paired).dropna().astype(str)
+        for arm in sorted(arms.unique()):
+            members = arms.index[arms == arm]
+            if len(members) >= 3:
+                designs.append(("change", _bids_label(post, base, arm),
+                                _change_paths(after[members], before[members]),
+                                np.ones((len(members), 1)), ["mean"]))
+        placebo = spec.get("placebo_label")
+        for arm in sorted(set(arms) - {placebo}):
+            members = arms.index[arms.isin([arm, placebo])]
+            active = (arms[members] == arm).to_numpy(float)
+            if placebo in set(arms) and min(active.sum(), len(active) - active.sum()) >= 2:
+                designs.append(("change", "interaction" + _bids_label(arm, placebo)[:1].upper()
+                                + _bids_label(arm, placebo)[1:],
+                                _change_paths(after[members], before[members]),
+                                np.column_stack([np.ones(len(active)), active]),
+                                ["intercept", f"{arm}-{placebo}"]))
+    return designs
+
+
+def _change_paths(after: pd.Series, before: pd.Series) -> pd.Series:
+    """Pairs of map paths per subject, read by :func:`_load_grid` as ``after − before``."""
+    return pd.Series([(a, b) for a, b in zip(after, before, strict=True)], index=after.index)
+
+
+def _write_statmap(target: Path, volumes: list[np.ndarray], inside: np.ndarray, ref: Any,
+                   sidecar: dict[str, Any]) -> Path:
+    import nibabel as nib
+
+    from ketpet_bids.bids.naming import sidecar_path
+    from ketpet_bids.bids.sink import write_json, write_with
+
+    data = np.full((*inside.shape, len(volumes)), np.nan, dtype=np.float32)
+    data[inside] = np.column_stack(volumes).astype(np.float32)
+    image = nib.Nifti1Image(data, ref.affine)
+    image.header.set_xyzt_units("mm")
+    write_with(target, lambda tmp: nib.save(image, tmp))
+    write_json(sidecar_path(target), sidecar)
+    return target

@@ -142,3 +142,41 @@ def test_plot_motion_rejects_tables_without_contract_columns(tmp_path: Path) -> 
     with pytest.raises(ValueError, match="framewise_displacement"):
         figures.plot_motion(pd.DataFrame({"trans_x": [0.0]}), tmp_path / "m.svg")
     assert not (tmp_path / "m.svg").exists()
+
+
+def test_group_report_shows_scatter_auc_line_and_statmaps(tmp_path: Path) -> None:
+    """The scatter drawn by the group level is linked under its analysis; the prediction
+    forest plot marks AUC 0.5 (not 0) as no effect; statmaps are listed with their design."""
+    import json
+
+    rows = [{"analysis": a, "measure": "SUVR", "region": "cortex", "contrast": c, "n": 14,
+             "estimate": e, "ci_low": e - 0.1, "ci_high": e + 0.1, "statistic": 2.0, "p": 0.01,
+             "q_fdr": 0.02, "effect_size": 0.5}
+            for a, c, e in (("symptoms", "pearson", -0.6), ("prediction", "responder:baseline",
+                                                            0.8))]
+    files = []
+    for analysis in ("symptoms", "prediction"):
+        path = tmp_path / naming.group_stats_path(analysis, "SUVR")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame([r for r in rows if r["analysis"] == analysis]).to_csv(path, sep="\t",
+                                                                            index=False)
+        files.append(path)
+    points = pd.DataFrame({"region": "cortex", "change": [0.1, 0.2, -0.1, 0.05],
+                           "symptom_change": [-10.0, -14, 0, -5],
+                           "arm": ["ketamine", "ketamine", "placebo", "placebo"]})
+    figures.plot_change_vs_symptoms(points, tmp_path / naming.group_figure_path(
+        "symptoms", "SUVR", "scatter"))
+    statmap = tmp_path / naming.group_statmap_path("baseline", "VT", "patientMinuscontrol")
+    statmap.write_bytes(b"0")
+    naming.sidecar_path(statmap).write_text(json.dumps({"Volumes": ["t", "p"], "N": 30,
+                                                         "MaskVoxels": 99, "Permutations": 0}))
+    page = build_group_report(tmp_path, files, statmaps=[statmap])
+    links = _check_page(page)
+    assert "figures/analysis-symptoms_meas-SUVR_desc-scatter.svg" in links
+    assert statmap.name in " ".join(links)
+    text = page.read_text()
+    assert "volumes t, p; N = 30, 99 voxels" in text and "Could not draw" not in text
+    # The null line is drawn at AUC 0.5, so the axis of the CI [0.7, 0.9] reaches down to a
+    # "0.5" tick; the symptoms plot (CI [-0.7, -0.5], null 0) has no such tick.
+    assert "<!-- 0.5 -->" in (tmp_path / forest_path("prediction", "SUVR")).read_text()
+    assert "<!-- 0.5 -->" not in (tmp_path / forest_path("symptoms", "SUVR")).read_text()

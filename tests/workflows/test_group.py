@@ -142,9 +142,13 @@ def test_inferred_spec_finds_the_scores_in_each_layout_and_says_where(cohorts):
     for layout, (result, *_) in cohorts.items():
         assert result.spec == {"group_column": "group", "patient_label": "patient",
                                "control_label": "control", "arm_column": "arm",
+                               "placebo_label": "placebo",
                                "covariates": ["age", "sex"], "baseline_session": "baseline",
                                "post_session": "post", "symptom_column": "madrs",
-                               "symptom_layout": layout, "symptom_table": tables[layout]}
+                               "symptom_layout": layout, "symptom_table": tables[layout],
+                               "key_regions": None, "prediction": True,
+                               "responder_threshold": 0.5, "cv_folds": 5,
+                               "n_permutations": 1000, "seed": 0}
         assert f"symptoms: 'madrs' per session from {tables[layout]} ({layout} layout)" in \
             result.notes
 
@@ -152,7 +156,7 @@ def test_inferred_spec_finds_the_scores_in_each_layout_and_says_where(cohorts):
 def test_files_and_columns(cohort):
     _, tables, *_ = cohort
     assert sorted(tables) == sorted(f"analysis-{a}_meas-SUVR+pvc{p}_stats.tsv"
-                                    for a in ("baseline", "change", "symptoms")
+                                    for a in ("baseline", "change", "symptoms", "prediction")
                                     for p in ("gtm", "none"))
     assert all(list(t.columns) == STATS_COLUMNS for t in tables.values())
 
@@ -304,3 +308,193 @@ def test_missing_covariate_and_unknown_group_are_counted_not_dropped_silently(tm
     baseline = pd.read_csv(out / "group" / "analysis-baseline_meas-SUVR+pvcnone_stats.tsv",
                            sep="\t", keep_default_na=False)
     assert (baseline["n"] == 32).all()
+
+
+def test_percent_change_and_interaction_match_scipy_and_statsmodels(cohort):
+    """Percent change = ttest_1samp of 100·Δ/baseline (1e-5: 6 significant digits in the
+    table). The interaction = statsmodels MixedLM (REML, random intercept) on every patient's
+    rows, including sub-03 who has only a baseline scan: estimate to 1e-5, z and log p to
+    2e-3 (statsmodels' SEs come from the full Hessian, see tests/core/test_stats.py)."""
+    import warnings
+
+    _, tables, participants, values, _ = cohort
+    wide = values.pivot_table(index="subject", columns=["session", "region"], values="value")
+    for arm in ("ketamine", "placebo"):
+        table = _table(tables, "change", f"post-baseline:{arm}:percent")
+        members = [s for s in participants.index[participants["arm"] == arm] if s != "03"]
+        for region in REGIONS:
+            before = wide.loc[members, ("baseline", region)]
+            pct = 100 * (wide.loc[members, ("post", region)] - before) / before
+            ref = stats.ttest_1samp(pct, 0.0)
+            row = table.loc[region]
+            np.testing.assert_allclose([row.estimate, row.statistic, row.p, row.ci_low,
+                                        row.ci_high], [pct.mean(), ref.statistic, ref.pvalue,
+                                                       *ref.confidence_interval()], rtol=RTOL)
+    assert _table(tables, "change", "post-baseline:ketamine:percent").loc[
+        "cortex", "ci_low"] < 8.0 < _table(tables, "change", "post-baseline:ketamine:percent"
+                                           ).loc["cortex", "ci_high"]
+    table = _table(tables, "change", "interaction:ketamine-placebo")
+    patients = participants.index[participants["group"] == "patient"]
+    long = values[values["subject"].isin(patients)]
+    for region in REGIONS:
+        rows = long[long["region"] == region]
+        active = (participants.loc[rows["subject"], "arm"] == "ketamine").to_numpy(float)
+        post = (rows["session"] == "post").to_numpy(float)
+        x = np.column_stack([np.ones(len(rows)), post, active, post * active])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit = sm.MixedLM(rows["value"].to_numpy(), x, groups=rows["subject"]).fit(reml=True)
+        row = table.loc[region]
+        assert row.estimate == pytest.approx(fit.params[3], rel=RTOL, abs=1e-7)
+        if np.asarray(fit.cov_re)[0, 0] > 1e-4:  # statsmodels at an interior optimum
+            np.testing.assert_allclose([row.statistic, np.log(row.p)],
+                                       [fit.tvalues[3], np.log(fit.pvalues[3])], rtol=2e-3)
+        assert row.n == 16
+    assert table.loc["cortex", "q_fdr"] < 0.05 and table.loc["null", "q_fdr"] > 0.05
+
+
+def test_partial_and_per_arm_correlations_match_statsmodels(cohort):
+    """Partial r's t and p = the t and p of the change in OLS ``madrs_change ~ change + age +
+    sex`` (statsmodels); per-arm Pearson = scipy on the arm's patients."""
+    _, tables, participants, values, madrs = cohort
+    wide = values.pivot_table(index="subject", columns=["session", "region"], values="value")
+    score = madrs.pivot(index="subject", columns="session", values="madrs")
+    used = [s for s in score.index if s not in ("03", "05")]
+    symptom = (score.loc[used, "post"] - score.loc[used, "baseline"]).astype(float)
+    design = participants.loc[used]
+    cov = np.column_stack([design["age"], (design["sex"] == "M").astype(float)])
+    partial = _table(tables, "symptoms", "partial")
+    for region in REGIONS:
+        change = (wide.loc[used, ("post", region)] - wide.loc[used, ("baseline", region)])
+        fit = sm.OLS(symptom.to_numpy(), sm.add_constant(np.column_stack([change, cov]))).fit()
+        np.testing.assert_allclose([partial.loc[region, "statistic"], partial.loc[region, "p"]],
+                                   [fit.tvalues[1], fit.pvalues[1]], rtol=RTOL)
+        for arm in ("ketamine", "placebo"):
+            members = [s for s in used if participants.loc[s, "arm"] == arm]
+            ref = stats.pearsonr(change[members], symptom[members])
+            row = _table(tables, "symptoms", f"pearson:{arm}").loc[region]
+            np.testing.assert_allclose([row.estimate, row.p], [ref.statistic, ref.pvalue],
+                                       rtol=RTOL)
+            assert row.n == len(members)
+    assert partial.loc["cortex", "q_fdr"] < 0.05 and partial.loc["cortex", "estimate"] < -0.5
+
+
+def test_prediction_table_uses_the_responders_defined_by_the_scores(cohort):
+    """Responders = MADRS reduction ≥ 50% of baseline, by hand; the table's rows equal
+    predict_response on the same values (same seed), with FDR across regions."""
+    from ketpet_bids.core.stats import predict_response
+
+    result, tables, _, values, madrs = cohort
+    wide = values.pivot_table(index="subject", columns=["session", "region"], values="value")
+    score = madrs.pivot(index="subject", columns="session", values="madrs").astype(float)
+    used = sorted(s for s in score.index if s not in ("03", "05"))
+    responder = ((score.loc[used, "baseline"] - score.loc[used, "post"])
+                 / score.loc[used, "baseline"] >= 0.5).to_numpy()
+    assert f"prediction: {responder.sum()} responders (≥ 50% reduction) of 14 patients; " \
+           "5-fold CV, 1000 permutations (seed 0)" in result.notes
+    table = _table(tables, "prediction", "responder:baseline+change")
+    for region in REGIONS:
+        before = wide.loc[used, ("baseline", region)].to_numpy()
+        x = np.column_stack([before, wide.loc[used, ("post", region)].to_numpy() - before])
+        ref = predict_response(x, responder, n_permutations=1000, seed=0)
+        np.testing.assert_allclose(table.loc[region, ["estimate", "ci_low", "ci_high", "p"]]
+                                   .to_numpy(float), [ref.estimate, ref.ci_low, ref.ci_high,
+                                                      ref.p], rtol=RTOL)
+    np.testing.assert_allclose(table["q_fdr"], multipletests(table["p"], method="fdr_bh")[1],
+                               rtol=RTOL)
+
+
+def test_scatter_figure_is_drawn_for_each_measure(cohort):
+    result, *_ = cohort
+    out = result.stats_files[0].parents[1]
+    from ketpet_bids.bids.naming import group_figure_path
+
+    for pvc in ("none", "gtm"):
+        svg = out / group_figure_path("symptoms", f"SUVR+pvc{pvc}", "scatter")
+        assert svg.stat().st_size > 0 and "cortex" in svg.read_text()
+
+
+def _write_maps(out, rng, shape=(8, 9, 7)):
+    """Synthetic MNI-space ``_mimap`` VT maps with planted blobs; return (truth masks).
+
+    20 patients (10 per arm), 12 controls. Baseline: patients 20% lower in ``group_blob``.
+    Post: ketamine +20% in ``change_blob``; everything else is noise (CoV 5% between
+    subjects, 2% between sessions).
+    """
+    import nibabel as nib
+
+    grid = np.indices(shape)
+    group_blob = (grid[0] < 3) & (grid[1] < 3)
+    change_blob = (grid[0] >= 5) & (grid[2] >= 4)
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    participants = pd.DataFrame({"participant_id": [f"sub-{i:02d}" for i in range(1, 33)],
+                                 "group": ["patient"] * 20 + ["control"] * 12,
+                                 "arm": ["ketamine", "placebo"] * 10 + ["n/a"] * 12})
+    for _, row in participants.iterrows():
+        sub = row["participant_id"][4:]
+        subject_map = 4.0 * (1 + 0.05 * rng.normal(size=shape))
+        if row["group"] == "patient":
+            subject_map = subject_map * np.where(group_blob, 0.8, 1.0)
+        sessions = {"baseline": subject_map * (1 + 0.02 * rng.normal(size=shape))}
+        if row["group"] == "patient":
+            effect = np.where(change_blob, 1.2, 1.0) if row["arm"] == "ketamine" else 1.0
+            sessions["post"] = subject_map * effect * (1 + 0.02 * rng.normal(size=shape))
+        for ses, data in sessions.items():
+            path = out / output_path("mimap", subject=sub, session=ses,
+                                     src=f"sub-{sub}_ses-{ses}_trc-K2",
+                                     space="MNI152NLin2009cAsym", model="logan", param="VT")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            nib.save(nib.Nifti1Image(data.astype(np.float32), affine), path)
+    return participants, group_blob, change_blob
+
+
+def test_voxelwise_maps_find_planted_blobs_and_match_ols(tmp_path):
+    """Blobs of 63 and 81 voxels in a 504-voxel grid (see :func:`_write_maps`): every
+    planted voxel has q < 0.05 and p_FWE < 0.05; null voxels with
+    q < 0.05 make at most 10% of the discoveries (FDR 5%; seeded); t at any voxel equals
+    statsmodels OLS on that voxel."""
+    import json
+
+    import nibabel as nib
+
+    from ketpet_bids.bids.naming import group_statmap_path
+    from ketpet_bids.workflows.group import GroupResult, run_voxelwise
+
+    rng = np.random.default_rng(3)
+    out = tmp_path / "out"
+    participants, group_blob, change_blob = _write_maps(out, rng)
+    subjects = participants.set_index(participants["participant_id"].str[4:])
+    spec = {"group_column": "group", "patient_label": "patient", "control_label": "control",
+            "arm_column": "arm", "placebo_label": "placebo", "covariates": [],
+            "baseline_session": "baseline", "post_session": "post", "seed": 0}
+    result = GroupResult()
+    written = run_voxelwise(out, subjects, spec, result, space="MNI152NLin2009cAsym",
+                            n_permutations=100)
+    names = {p.relative_to(out) for p in written}
+    expected = {group_statmap_path("baseline", "VT", "patientMinuscontrol"),
+                group_statmap_path("change", "VT", "postMinusbaselineKetamine"),
+                group_statmap_path("change", "VT", "postMinusbaselinePlacebo"),
+                group_statmap_path("change", "VT", "interactionKetamineMinusplacebo")}
+    assert names == expected
+    for rel, blob in ((group_statmap_path("baseline", "VT", "patientMinuscontrol"), group_blob),
+                      (group_statmap_path("change", "VT", "interactionKetamineMinusplacebo"),
+                       change_blob)):
+        img = nib.load(out / rel)
+        data = img.get_fdata()
+        sidecar = json.loads((out / rel).with_name(rel.name.replace(".nii.gz", ".json"))
+                             .read_text())
+        assert sidecar["Volumes"] == ["t", "estimate", "p", "q_fdr", "p_fwe"]
+        t, q, p_fwe = data[..., 0], data[..., 3], data[..., 4]
+        assert (q[blob] < 0.05).all() and (p_fwe[blob] < 0.05).all()
+        false = ((q < 0.05) & ~blob).sum()
+        assert false <= 0.1 * (q < 0.05).sum()
+        assert img.get_data_dtype() == np.float32
+    # t of one voxel by statsmodels: baseline, voxel (0, 0, 0) in the group blob.
+    base = np.array([nib.load(out / output_path(
+        "mimap", subject=s, session="baseline", src=f"sub-{s}_ses-baseline_trc-K2",
+        space="MNI152NLin2009cAsym", model="logan", param="VT")).get_fdata()[0, 0, 0]
+        for s in subjects.index])
+    fit = sm.OLS(base, sm.add_constant((subjects["group"] == "patient").to_numpy(float))).fit()
+    t = nib.load(out / group_statmap_path("baseline", "VT", "patientMinuscontrol")).get_fdata()
+    assert t[0, 0, 0, 0] == pytest.approx(fit.tvalues[1], rel=1e-5)  # float32 storage
+    assert t[0, 0, 0, 1] == pytest.approx(fit.params[1], rel=1e-5)
