@@ -43,9 +43,11 @@ def main(argv: list[str] | None = None) -> int:
                        size="tiny", seed=args.seed, preset="k2-ketamine", noise=args.noise,
                        psf_fwhm_mm=args.psf_fwhm)
     common = [str(bids_dir), str(derivatives)]
+    # The scanner resolution is known for simulated data: correct for partial volumes (GTM).
+    pvc = ["--pvc", "gtm", "--pvc-psf", str(args.psf_fwhm)] if args.psf_fwhm > 0 else []
     code = ketpet_main([*common, "participant", "-w", str(work), "--nprocs", str(args.nprocs),
                         "--preset", "k2", "--anat-derivatives",
-                        str(bids_dir / "derivatives" / "sim-anat")])
+                        str(bids_dir / "derivatives" / "sim-anat"), *pvc])
     if code:
         return code
     code = ketpet_main([*common, "group", "-w", str(work)])

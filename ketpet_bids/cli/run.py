@@ -44,8 +44,13 @@ def main(argv: list[str] | None = None) -> int:
 def check_settings(settings: Settings) -> None:
     """Reject options that this version cannot honour, before anything runs."""
     if settings.pvc:
-        raise InputError("--pvc", "partial-volume correction is not available in this version",
-                         "drop --pvc")
+        from ketpet_bids.core.pvc.registry import get_method
+
+        for method in settings.pvc:
+            get_method(method)
+        if len(settings.pvc_psf) not in (1, 3) or min(settings.pvc_psf, default=0) <= 0:
+            raise InputError("--pvc-psf", "PVC needs the scanner PSF: one FWHM or three "
+                             "(x y z), in mm, each > 0", "e.g. --pvc-psf 6")
     if settings.fs_subjects_dir and not settings.fs_subjects_dir.is_dir():
         raise InputError(settings.fs_subjects_dir, "--fs-subjects-dir is not a directory",
                          "give FreeSurfer's SUBJECTS_DIR")

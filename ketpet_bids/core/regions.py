@@ -53,11 +53,13 @@ def normalise_name(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
-def _is_csf(name: str) -> bool:
+def is_csf(name: str) -> bool:
+    """Whether a region name denotes CSF, ventricles or choroid plexus."""
     return bool(_CSF.search(name))
 
 
-def _is_white(name: str) -> bool:
+def is_white(name: str) -> bool:
+    """Whether a region name denotes white matter."""
     return bool(_WHITE.search(name))
 
 
@@ -67,11 +69,11 @@ def _is_cerebellar(name: str) -> bool:
 
 NAMED_REFERENCES: dict[str, tuple[str, Callable[[str], bool]]] = {
     "wholebrain": ("all labelled regions except CSF, ventricles and choroid plexus, within "
-                   "the brain mask", lambda n: not _is_csf(n)),
+                   "the brain mask", lambda n: not is_csf(n)),
     "white-matter": ("regions named *white-matter* or WM, cerebellar white matter excluded",
-                     lambda n: _is_white(n) and not _is_cerebellar(n)),
+                     lambda n: is_white(n) and not _is_cerebellar(n)),
     "cerebellum-gm": ("cerebellar regions that are not white matter",
-                      lambda n: _is_cerebellar(n) and not _is_white(n) and "white" not in n),
+                      lambda n: _is_cerebellar(n) and not is_white(n) and "white" not in n),
     "cerebellum": ("all cerebellar regions", _is_cerebellar),
     "pons": ("regions named *pons*", lambda n: "pons" in n),
 }

@@ -24,6 +24,7 @@ class _DerivativesSinkInputSpec(BaseInterfaceInputSpec):
     sidecars = traits.Either(None, traits.File(exists=True), traits.List(traits.File()),
                              default=None, usedefault=True,
                              desc="JSON sidecar(s) written beside the file(s)")
+    extra_entities = traits.Dict(desc="entities added to every file's entities")
     metadata = traits.Dict(desc="JSON sidecar content written beside every file")
     key = traits.Str(mandatory=True, desc="naming-registry key")
     output_dir = traits.Directory(mandatory=True, desc="derivatives root")
@@ -56,7 +57,8 @@ class DerivativesSink(SimpleInterface):
         written = []
         for in_file, ents, sidecar in zip(files, entities, sidecars, strict=True):
             rel = output_path(self.inputs.key, subject=self.inputs.subject,
-                              session=self.inputs.session, src=self.inputs.src, **ents)
+                              session=self.inputs.session, src=self.inputs.src,
+                              **{**ents, **(self.inputs.extra_entities or {})})
             target = Path(self.inputs.output_dir) / rel
             written.append(str(copy_file(Path(in_file), target)))
             if sidecar:

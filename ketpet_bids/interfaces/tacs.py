@@ -30,7 +30,8 @@ from ketpet_bids.core.tacs import fraction_weights, read_matrix, regional_means,
 from ketpet_bids.errors import InputError
 
 
-def _labels(path: str) -> tuple[np.ndarray, nib.Nifti1Image]:
+def load_labels(path: str) -> tuple[np.ndarray, nib.Nifti1Image]:
+    """Integer label array and image of a label NIfTI (InputError if not integer-valued)."""
     img = nib.load(path)
     return as_label_array(np.asanyarray(img.dataobj), path), img
 
@@ -55,7 +56,7 @@ class ReferenceMask(SimpleInterface):
     output_spec = _ReferenceMaskOutputSpec
 
     def _run_interface(self, runtime):
-        labels, img = _labels(self.inputs.dseg)
+        labels, img = load_labels(self.inputs.dseg)
         table = read_label_table(Path(self.inputs.dseg_tsv))
         brain = None
         if self.inputs.brain_mask:
@@ -121,9 +122,9 @@ class RegionalTACs(SimpleInterface):
             raise InputError(self.inputs.pet_file, f"image has {n_frames} frames but "
                              f"{len(start)} frame starts and {len(duration)} durations")
         pose = read_matrix(Path(self.inputs.pet_to_t1w_matrix))
-        labels, img = _labels(self.inputs.dseg)
+        labels, img = load_labels(self.inputs.dseg)
         table = read_label_table(Path(self.inputs.dseg_tsv))
-        ref, ref_img = _labels(self.inputs.ref_mask)
+        ref, ref_img = load_labels(self.inputs.ref_mask)
         ref_info = json.loads(Path(self.inputs.ref_json).read_text())
         indices = sorted(table)
         geometry = {"pet_shape": pet.shape[:3], "pet_affine": pet.affine, "pet_to_t1w": pose}
@@ -131,13 +132,13 @@ class RegionalTACs(SimpleInterface):
         ref_weights = fraction_weights((ref > 0).astype(np.int32), ref_img.affine, [1],
                                        **geometry)
         if self.inputs.method == "unmix":
-            means = unmixed_means(weights.matrix, _frames(pet, n_frames))
+            means = unmixed_means(weights.matrix, iter_frames(pet, n_frames))
             overlap = _reference_overlap(labels, img.affine, ref, ref_img.affine, indices)
             overlap[~np.isfinite(means).all(axis=0)] = 0.0   # regions outside the PET
             ref_means = np.nan_to_num(means) @ overlap[:, None] / overlap.sum()
         else:
             both = sparse.vstack([weights.matrix, ref_weights.matrix], format="csr")
-            means = regional_means(both, _frames(pet, n_frames))
+            means = regional_means(both, iter_frames(pet, n_frames))
             means, ref_means = means[:, :-1], means[:, -1:]
 
         times = {"frame_start": start, "frame_end": start + duration}
@@ -152,7 +153,7 @@ class RegionalTACs(SimpleInterface):
         return runtime
 
 
-def _frames(pet: nib.Nifti1Image, n_frames: int):
+def iter_frames(pet: nib.Nifti1Image, n_frames: int):
     """Yield the PET frames one at a time as float32 (X, Y, Z) arrays."""
     if len(pet.shape) == 3:
         yield np.asarray(pet.dataobj, dtype=np.float32)

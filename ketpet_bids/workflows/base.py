@@ -21,6 +21,7 @@ from ketpet_bids.bids.anat_derivatives import (
 from ketpet_bids.bids.layout import PetRun
 from ketpet_bids.bids.participants import body_weight_kg
 from ketpet_bids.core.freesurfer import FreeSurferInputs, find_freesurfer
+from ketpet_bids.core.pvc.registry import get_method
 from ketpet_bids.interfaces.pet import PreparePET
 from ketpet_bids.settings import Settings
 from ketpet_bids.workflows.anat import init_anat_wf, output_atlas_names
@@ -28,6 +29,7 @@ from ketpet_bids.workflows.outputs import derivatives_sink, pet_sidecar_node
 from ketpet_bids.workflows.pet.coreg import init_pet_coreg_wf
 from ketpet_bids.workflows.pet.hmc import init_pet_hmc_wf
 from ketpet_bids.workflows.pet.kinetics import init_pet_kinetics_wf
+from ketpet_bids.workflows.pet.pvc import init_pet_pvc_wf
 from ketpet_bids.workflows.pet.tacs import init_pet_tacs_wf
 
 
@@ -170,56 +172,128 @@ def init_pet_wf(settings: Settings, run: PetRun, atlas_names: list[str]) -> pe.W
 
 def _connect_atlas(workflow: pe.Workflow, settings: Settings, run: PetRun, atlas: str,
                    index: int, body_weight: float | None, *, nodes: tuple, out: dict) -> None:
-    """Regional TACs and kinetic models for one atlas (voxelwise maps with the first only)."""
+    """Regional TACs for one atlas (uncorrected and per PVC method) and their models.
+
+    Voxelwise maps, the reference mask and corrected images are written for the first atlas
+    only (they do not depend on the atlas).
+    """
     inputnode, prepare, hmc_wf, coreg_wf = nodes
+    first = index == 0
     tacs_wf = init_pet_tacs_wf(atlas_name=atlas, ref_region=settings.ref_region,
                                method=settings.tac_method, name=f"tacs_{atlas}_wf")
+    _connect_regional_inputs(workflow, tacs_wf, index, nodes)
+    ref = {"ref": reference_label(settings.ref_region)}
+    ds_tacs = derivatives_sink("tacs", entities={"atlas": atlas}, name=f"ds_tacs_{atlas}", **out)
+    workflow.connect(tacs_wf, "outputnode.tacs_tsv", ds_tacs, "in_files")
+    workflow.connect(tacs_wf, "outputnode.tacs_json", ds_tacs, "sidecars")
+    if first:
+        ds_ref = derivatives_sink("ref_tacs", entities=ref, **out)
+        ds_ref_mask = derivatives_sink("ref_mask", entities=ref, **out)
+        workflow.connect(tacs_wf, "outputnode.ref_tacs_tsv", ds_ref, "in_files")
+        workflow.connect(tacs_wf, "outputnode.ref_mask", ds_ref_mask, "in_files")
+    _connect_models(workflow, settings, run, atlas=atlas, pvc=None, body_weight=body_weight,
+                    sources={"tacs_tsv": (tacs_wf, "outputnode.tacs_tsv"),
+                             "ref_tacs_tsv": (tacs_wf, "outputnode.ref_tacs_tsv"),
+                             "pet_file": (hmc_wf, "outputnode.pet_preproc")},
+                    voxelwise=first, nodes=nodes, out=out)
+    if not settings.pvc:
+        return
+    pvc_wf = init_pet_pvc_wf(methods=settings.pvc, psf_fwhm_mm=pvc_psf(settings),
+                             atlas_name=atlas, ref_region=settings.ref_region,
+                             name=f"pvc_{atlas}_wf")
+    _connect_regional_inputs(workflow, pvc_wf, index, nodes)
+    for i, method in enumerate(settings.pvc):
+        ds_pvc_tacs = derivatives_sink("tacs", entities={"atlas": atlas, "pvc": method},
+                                       name=f"ds_tacs_{atlas}_pvc_{method}", **out)
+        workflow.connect([(pvc_wf, ds_pvc_tacs, [
+            (("outputnode.tacs_files", _pick, i), "in_files"),
+            (("outputnode.jsons", _pick, i), "sidecars")])])
+        voxelwise_method = get_method(method).voxelwise
+        if first:
+            ds_pvc_ref = derivatives_sink("ref_tacs", entities={**ref, "pvc": method},
+                                          name=f"ds_ref_tacs_pvc_{method}", **out)
+            workflow.connect([(pvc_wf, ds_pvc_ref, [
+                (("outputnode.ref_tacs_files", _pick, i), "in_files")])])
+        if first and voxelwise_method:
+            ds_pvc_pet = derivatives_sink("pvc_pet", entities={"pvc": method},
+                                          name=f"ds_pvc_pet_{method}", **out)
+            workflow.connect([(pvc_wf, ds_pvc_pet, [
+                (("outputnode.pvc_pet_files", _pick, i), "in_files"),
+                (("outputnode.jsons", _pick, i), "sidecars")])])
+        _connect_models(workflow, settings, run, atlas=atlas, pvc=method,
+                        body_weight=body_weight,
+                        sources={"tacs_tsv": (pvc_wf, "outputnode.tacs_files", i),
+                                 "ref_tacs_tsv": (pvc_wf, "outputnode.ref_tacs_files", i),
+                                 "pet_file": (pvc_wf, "outputnode.pvc_pet_files", i)},
+                        voxelwise=first and voxelwise_method, nodes=nodes, out=out)
+
+
+def _connect_regional_inputs(workflow: pe.Workflow, regional_wf: pe.Workflow, index: int,
+                             nodes: tuple) -> None:
+    """Inputs shared by the TAC and PVC workflows: PET, frames, transform, regions."""
+    inputnode, prepare, hmc_wf, coreg_wf = nodes
+    workflow.connect([
+        (inputnode, regional_wf, [(("dseg_files", _pick, index), "inputnode.dseg"),
+                                  (("dseg_tsvs", _pick, index), "inputnode.dseg_tsv"),
+                                  ("brain_mask", "inputnode.brain_mask")]),
+        (hmc_wf, regional_wf, [("outputnode.pet_preproc", "inputnode.pet_file")]),
+        (prepare, regional_wf, [("frame_start", "inputnode.frame_start"),
+                                ("frame_duration", "inputnode.frame_duration")]),
+        (coreg_wf, regional_wf, [("outputnode.pet_to_t1w_matrix",
+                                  "inputnode.pet_to_t1w_matrix")]),
+    ])
+
+
+def _connect_models(workflow: pe.Workflow, settings: Settings, run: PetRun, *, atlas: str,
+                    pvc: str | None, body_weight: float | None, sources: dict[str, tuple],
+                    voxelwise: bool, nodes: tuple, out: dict) -> None:
+    """Kinetic models on one set of TACs (and their PET image for voxelwise maps) → sinks.
+
+    ``sources`` maps kinetics inputs (tacs_tsv, ref_tacs_tsv, pet_file) to ``(node, field)``
+    or ``(node, list_field, index)``.
+    """
+    inputnode, prepare, _, coreg_wf = nodes
+    suffix = f"{atlas}_pvc_{pvc}" if pvc else atlas
     kinetics_wf = init_pet_kinetics_wf(
         models=settings.models, atlas_name=atlas, suvr_window=settings.suvr_window,
         ref_region=settings.ref_region,
-        voxelwise_t1w=index == 0 and settings.voxelwise in ("T1w", "both"),
-        name=f"kinetics_{atlas}_wf")
+        voxelwise_t1w=voxelwise and settings.voxelwise in ("T1w", "both"),
+        name=f"kinetics_{suffix}_wf")
     kinetics_wf.inputs.inputnode.body_weight_kg = body_weight
-    ds_tacs = derivatives_sink("tacs", entities={"atlas": atlas}, name=f"ds_tacs_{atlas}", **out)
-    ds_kinpar = derivatives_sink("kinpar", name=f"ds_kinpar_{atlas}", **out)
+    for field, (node, *source) in sources.items():
+        spec = source[0] if len(source) == 1 else (source[0], _pick, source[1])
+        workflow.connect([(node, kinetics_wf, [(spec, f"inputnode.{field}")])])
+    extra = {"pvc": pvc} if pvc else {}
+    ds_kinpar = derivatives_sink("kinpar", name=f"ds_kinpar_{suffix}", **out)
+    ds_kinpar.inputs.extra_entities = extra
     workflow.connect([
-        (inputnode, tacs_wf, [(("dseg_files", _pick, index), "inputnode.dseg"),
-                              (("dseg_tsvs", _pick, index), "inputnode.dseg_tsv"),
-                              ("brain_mask", "inputnode.brain_mask")]),
-        (hmc_wf, tacs_wf, [("outputnode.pet_preproc", "inputnode.pet_file")]),
-        (prepare, tacs_wf, [("frame_start", "inputnode.frame_start"),
-                            ("frame_duration", "inputnode.frame_duration")]),
-        (coreg_wf, tacs_wf, [("outputnode.pet_to_t1w_matrix", "inputnode.pet_to_t1w_matrix")]),
-        (tacs_wf, kinetics_wf, [("outputnode.tacs_tsv", "inputnode.tacs_tsv"),
-                                ("outputnode.ref_tacs_tsv", "inputnode.ref_tacs_tsv")]),
-        (hmc_wf, kinetics_wf, [("outputnode.pet_preproc", "inputnode.pet_file")]),
         (prepare, kinetics_wf, [("frame_start", "inputnode.frame_start"),
                                 ("frame_duration", "inputnode.frame_duration"),
                                 (("metadata", _injected_bq), "inputnode.injected_radioactivity_bq")]),
         (coreg_wf, kinetics_wf, [("outputnode.pet_to_t1w_matrix",
                                   "inputnode.pet_to_t1w_matrix")]),
         (inputnode, kinetics_wf, [("t1w", "inputnode.t1w_ref")]),
-        (tacs_wf, ds_tacs, [("outputnode.tacs_tsv", "in_files"),
-                            ("outputnode.tacs_json", "sidecars")]),
         (kinetics_wf, ds_kinpar, [("outputnode.kinpar_files", "in_files"),
                                   ("outputnode.kinpar_entities", "entities"),
                                   ("outputnode.kinpar_jsons", "sidecars")]),
     ])
-    if index == 0:
-        ref = {"ref": reference_label(settings.ref_region)}
-        ds_ref = derivatives_sink("ref_tacs", entities=ref, **out)
-        ds_ref_mask = derivatives_sink("ref_mask", entities=ref, **out)
-        ds_mimap = derivatives_sink("mimap", **out)
-        ds_mimap.inputs.metadata = {
-            "Sources": [str(run.pet)], "ReferenceRegion": settings.ref_region,
-            "UptakeWindow": list(settings.suvr_window), "UptakeWindowUnits": "s",
-            "Description": "Voxelwise parametric map resampled to the T1w grid (trilinear)"}
-        workflow.connect([
-            (tacs_wf, ds_ref, [("outputnode.ref_tacs_tsv", "in_files")]),
-            (tacs_wf, ds_ref_mask, [("outputnode.ref_mask", "in_files")]),
-            (kinetics_wf, ds_mimap, [("outputnode.mimap_files", "in_files"),
-                                     ("outputnode.mimap_entities", "entities")]),
-        ])
+    if not voxelwise:
+        return
+    ds_mimap = derivatives_sink("mimap", name=f"ds_mimap_{suffix}", **out)
+    ds_mimap.inputs.extra_entities = extra
+    ds_mimap.inputs.metadata = {
+        "Sources": [str(run.pet)], "ReferenceRegion": settings.ref_region,
+        "UptakeWindow": list(settings.suvr_window), "UptakeWindowUnits": "s",
+        "PartialVolumeCorrection": pvc or "none",
+        "Description": "Voxelwise parametric map resampled to the T1w grid (trilinear)"}
+    workflow.connect([(kinetics_wf, ds_mimap, [("outputnode.mimap_files", "in_files"),
+                                               ("outputnode.mimap_entities", "entities")])])
+
+
+def pvc_psf(settings: Settings) -> tuple[float, float, float]:
+    """The PSF FWHM (mm) per axis from ``--pvc-psf`` (one value means isotropic)."""
+    values = settings.pvc_psf
+    return (values[0],) * 3 if len(values) == 1 else tuple(values)
 
 
 def _injected_bq(metadata: dict):

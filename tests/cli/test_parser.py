@@ -87,9 +87,19 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-def test_unimplemented_options_are_refused_not_ignored(tmp_path, capsys):
-    (tmp_path / "bids").mkdir()
-    code = main([str(tmp_path / "bids"), str(tmp_path / "out"), "participant", "--pvc", "gtm",
-                 "--skip-bids-validation"])
+@pytest.mark.parametrize("options, named", [
+    (["--pvc", "gtm"], "--pvc-psf"),                      # PVC without a PSF
+    (["--pvc", "magic", "--pvc-psf", "6"], "--pvc"),      # unknown method
+    (["--pvc", "rbv", "--pvc-psf", "6", "6"], "--pvc-psf"),  # two values
+    (["--voxelwise", "MNI"], "--voxelwise"),              # not available yet: refused
+    (["--suvr-window", "3000", "1800"], "--suvr-window"),
+])
+def test_bad_or_unavailable_options_are_refused_not_ignored(tmp_path, capsys, options, named):
+    bids = tmp_path / "bids"
+    bids.mkdir()
+    (bids / "dataset_description.json").write_text('{"Name": "x", "BIDSVersion": "1.9.0"}')
+    code = main([str(bids), str(tmp_path / "out"), "participant", "--skip-bids-validation",
+                 *options])
+    err = capsys.readouterr().err
     assert code == 2
-    assert "--pvc" in capsys.readouterr().err
+    assert named in err and err.count("\n") == 1
