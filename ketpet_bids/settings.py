@@ -1,7 +1,7 @@
 """Frozen, typed run settings.
 
 :class:`Settings` is built once by the command-line parser and passed by value; nothing reads a
-global configuration. It is written next to the outputs as TOML (``logs/settings.toml``) so a
+global configuration. It is written next to the outputs as TOML (``sub-<s>/log/settings.toml``) so a
 run can be described and repeated. Importing this module has no side effects.
 """
 

@@ -229,6 +229,10 @@ def citation_paths() -> tuple[Path, Path]:
     return Path("logs") / "CITATION.md", Path("logs") / "CITATION.bib"
 
 
-def settings_path() -> Path:
-    """The run settings as TOML, under ``logs/``."""
-    return Path("logs") / "settings.toml"
+def settings_path(subject: str) -> Path:
+    """The settings of the run that processed a participant, as TOML.
+
+    Per participant, so that concurrent runs (job arrays) into one output directory each keep
+    theirs.
+    """
+    return Path(f"sub-{subject}") / "log" / "settings.toml"

@@ -6,6 +6,7 @@ and the participant); 2 bad usage or bad input (one line naming the file and the
 
 from __future__ import annotations
 
+import getpass
 import os
 import sys
 import time
@@ -20,6 +21,7 @@ IMPLEMENTED_VOXELWISE = ("none", "T1w")
 def main(argv: list[str] | None = None) -> int:
     """Run ``ketpet-bids`` with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
     os.environ.setdefault("NIPYPE_NO_ET", "1")  # no version check over the network
+    os.environ.setdefault("LOGNAME", getpass.getuser())  # nipype's batch plugins need it
     try:
         settings = parse_args(argv)
         # ITK reads this once per process, before its first call: set it before any work so
@@ -51,6 +53,10 @@ def check_settings(settings: Settings) -> None:
         if len(settings.pvc_psf) not in (1, 3) or min(settings.pvc_psf, default=0) <= 0:
             raise InputError("--pvc-psf", "PVC needs the scanner PSF: one FWHM or three "
                              "(x y z), in mm, each > 0", "e.g. --pvc-psf 6")
+    if settings.plugin.endswith("Graph"):
+        raise InputError("--plugin", f"{settings.plugin} returns as soon as the jobs are "
+                         "queued, before any output exists; this version waits for results",
+                         f"use --plugin {settings.plugin.removesuffix('Graph')}")
     if settings.fs_subjects_dir and not settings.fs_subjects_dir.is_dir():
         raise InputError(settings.fs_subjects_dir, "--fs-subjects-dir is not a directory",
                          "give FreeSurfer's SUBJECTS_DIR")

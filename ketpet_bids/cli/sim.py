@@ -36,6 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Gaussian PSF FWHM in mm, 0 = off (default: 6)")
     parser.add_argument("--max-motion-mm", type=float, default=4.0, metavar="MM",
                         help="largest head translation in mm, 0 = no motion (default: 4)")
+    parser.add_argument("--voxel-sampling", choices=("average", "point"), default="average",
+                        help="PET voxel value: mean of the blurred activity over the voxel "
+                        "(average, like reconstructed PET) or its value at the voxel centre "
+                        "(point, the rendering before 2026-11-30) (default: average)")
     parser.add_argument("--tracer", default="K2", help="trc label of the PET files (default: K2)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace OUT_DIR if it holds an earlier simulator output")
@@ -52,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
                              n_controls=args.n_controls, size=args.size, seed=args.seed,
                              preset=args.preset, noise=args.noise, psf_fwhm_mm=args.psf_fwhm,
                              max_motion_mm=args.max_motion_mm, tracer=args.tracer,
-                             overwrite=args.overwrite)
+                             overwrite=args.overwrite, voxel_sampling=args.voxel_sampling)
     except (ValueError, FileExistsError) as err:
         print(f"ketpet-bids-sim: {InputError(args.out_dir, str(err)).one_line()}", file=sys.stderr)
         return 2

@@ -18,7 +18,7 @@ from ketpet_bids.bids.sink import copy_file, write_json
 class _DerivativesSinkInputSpec(BaseInterfaceInputSpec):
     in_files = traits.Either(traits.File(exists=True), traits.List(traits.File(exists=True)),
                              mandatory=True, desc="file(s) to write")
-    entities = traits.Either(traits.Dict(), traits.List(traits.Dict()), value={},
+    entities = traits.Either(traits.Dict(), traits.List(traits.Dict()), default={},
                              usedefault=True,
                              desc="entities per file (one dict for all, or one per file)")
     sidecars = traits.Either(None, traits.File(exists=True), traits.List(traits.File()),
@@ -51,7 +51,7 @@ class DerivativesSink(SimpleInterface):
 
     def _run_interface(self, runtime):
         files = _as_list(self.inputs.in_files)
-        entities = _broadcast(self.inputs.entities or {}, len(files), "entities")
+        entities = _broadcast(self.inputs.entities, len(files), "entities")
         sidecars = (_broadcast(self.inputs.sidecars, len(files), "sidecars")
                     if self.inputs.sidecars else [None] * len(files))
         written = []
