@@ -2,8 +2,15 @@
 
 - :class:`FitRegionalModel`: one model on a regional TAC table → ``_kinpar``-shaped TSV
   (``region`` then parameters then ``r2 aic n_frames_used``) and a JSON of model settings.
-- :class:`WindowModelMapT1w`: voxelwise map of a window model (SUV, SUVR), computed in PET
-  space from a frame-by-frame stream of the 4D image, then resampled into the T1w grid.
+- :class:`ModelMapT1w`: voxelwise maps of a model in PET space, resampled into the T1w grid.
+  Window models (SUV, SUVR) stream the 4D image frame by frame; fitted models (Patlak, Logan,
+  SRTM, SRTM2, MRTM, MRTM2) fit every voxel with a positive time integral, in chunks, after
+  settling t* and k2′ on the regional TAC table so that maps and regional fits share them.
+
+Plasma input comes from the run's ``_blood.tsv`` files (``core.blood``), with the decay state
+and half-life of the PET taken from ``pet_metadata`` (the ``metadata`` output of PreparePET:
+``half_life``, ``source_decay_corrected``, ``source_decay_correction_time``,
+``injection_start``).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from nipype.interfaces.base import (
     traits,
 )
 
+from ketpet_bids.core.blood import plasma_input
 from ketpet_bids.core.kinetics.base import (
     Frames,
     ModelInputs,
@@ -31,6 +39,7 @@ from ketpet_bids.core.kinetics.base import (
     window_weights,
 )
 from ketpet_bids.core.kinetics.registry import get_model
+from ketpet_bids.core.kinetics.timecourse import C11_HALF_LIFE_S
 from ketpet_bids.core.motion import resample
 from ketpet_bids.core.tacs import read_matrix
 from ketpet_bids.errors import InputError
@@ -75,23 +84,52 @@ def _optional_float(value: float | None) -> float | None:
 
 class _ModelSpec(BaseInterfaceInputSpec):
     model = traits.Str(mandatory=True, desc="registry name of the model")
+    input_kind = traits.Enum("default", "plasma", "reference", "none", usedefault=True,
+                             desc="input of the model (default: its preferred one)")
     ref_tacs_tsv = File(exists=True, desc="reference TAC table (frame_start frame_end ref)")
     ref_region = traits.Str("wholebrain", usedefault=True, desc="reference region name")
     window = traits.Tuple(traits.Float, traits.Float, mandatory=True,
                           desc="averaging window (start, end) in s")
     injected_radioactivity_bq = traits.Either(None, traits.Float, default=None, usedefault=True)
     body_weight_kg = traits.Either(None, traits.Float, default=None, usedefault=True)
+    blood_files = traits.List(File(exists=True), value=[], usedefault=True,
+                              desc="_blood.tsv recordings of the run")
+    pet_metadata = traits.Dict(value={}, usedefault=True,
+                               desc="PreparePET metadata (half-life, decay state)")
+    tstar = traits.Either(None, traits.Float, default=None, usedefault=True,
+                          desc="start of the fitted range (s); None: found or all frames")
+    k2prime = traits.Either(None, traits.Float, default=None, usedefault=True,
+                            desc="reference efflux k2' (1/min); None: estimated or omitted")
+    weighting = traits.Enum("duration_decay", "uniform", usedefault=True, desc="frame weights")
 
 
-def _model_inputs(spec: _ModelSpec, frames: Frames) -> ModelInputs:
-    return ModelInputs(
+def _model(spec: _ModelSpec):
+    return get_model(spec.model, None if spec.input_kind == "default" else spec.input_kind)
+
+
+def _model_inputs(spec: _ModelSpec, frames: Frames, input_kind: str
+                  ) -> tuple[ModelInputs, dict]:
+    """ModelInputs of a run, and the blood settings for the sidecar ({} without plasma)."""
+    meta = spec.pet_metadata or {}
+    half_life = float(meta.get("half_life") or C11_HALF_LIFE_S)
+    plasma, blood_settings = None, {}
+    if input_kind == "plasma":
+        decay_time = meta.get("source_decay_correction_time")
+        plasma, blood_settings = plasma_input(
+            list(spec.blood_files), scan_end_s=float(frames.end[-1]), half_life_s=half_life,
+            decay_corrected=bool(meta.get("source_decay_corrected", True)),
+            decay_correction_time=float(decay_time) if decay_time is not None else 0.0,
+            injection_start=float(meta.get("injection_start") or 0.0))
+    inputs = ModelInputs(
         reference_tac=read_reference(spec.ref_tacs_tsv if isdefined(spec.ref_tacs_tsv)
                                      else None, frames),
-        reference_name=spec.ref_region,
+        reference_name=spec.ref_region, plasma=plasma,
         injected_radioactivity_bq=_optional_float(spec.injected_radioactivity_bq),
         body_weight_kg=_optional_float(spec.body_weight_kg),
-        window=tuple(spec.window),
-    )
+        window=tuple(spec.window), tstar=_optional_float(spec.tstar),
+        weighting=spec.weighting, half_life_s=half_life,
+        k2prime=_optional_float(spec.k2prime))
+    return inputs, blood_settings
 
 
 class _FitRegionalInputSpec(_ModelSpec):
@@ -110,15 +148,17 @@ class FitRegionalModel(SimpleInterface):
     output_spec = _FitRegionalOutputSpec
 
     def _run_interface(self, runtime):
-        model = get_model(self.inputs.model)
+        model = _model(self.inputs)
         frames, regions, tacs = read_tac_table(self.inputs.tacs_tsv)
-        inputs = _model_inputs(self.inputs, frames)
+        inputs, blood_settings = _model_inputs(self.inputs, frames, model.input_kind)
+        inputs = model.prepare(tacs, frames, inputs)
         table = model.fit_regional(tacs, frames, inputs)
         table.insert(0, "region", regions)
         out_tsv = Path(runtime.cwd) / f"model-{model.name}_kinpar.tsv"
         table.to_csv(out_tsv, sep="\t", index=False, na_rep="n/a", float_format="%.6g")
         out_json = out_tsv.with_suffix(".json")
-        out_json.write_text(json.dumps(model.settings(frames, inputs), indent=2))
+        out_json.write_text(json.dumps({**model.settings(frames, inputs), **blood_settings},
+                                       indent=2))
         self._results.update(kinpar_tsv=str(out_tsv), kinpar_json=str(out_json))
         return runtime
 
@@ -129,6 +169,8 @@ class _MapInputSpec(_ModelSpec):
     frame_duration = traits.List(traits.Float, mandatory=True, desc="frame durations (s)")
     pet_to_t1w_matrix = File(exists=True, mandatory=True, desc="4x4 RAS matrix (.txt/.npy)")
     t1w_ref = File(exists=True, mandatory=True, desc="image defining the T1w grid")
+    tacs_tsv = File(exists=True, desc="regional TAC table (settles t* and k2' of fitted "
+                                      "models; the voxels' mean curve is used without it)")
 
 
 class _MapOutputSpec(TraitedSpec):
@@ -136,31 +178,34 @@ class _MapOutputSpec(TraitedSpec):
     params = traits.List(traits.Str, desc="parameter of each map")
 
 
-class WindowModelMapT1w(SimpleInterface):
-    """Voxelwise window-model maps in T1w space (frames streamed; float32)."""
+class ModelMapT1w(SimpleInterface):
+    """Voxelwise maps of one model in T1w space (float32; non-finite values written as 0)."""
 
     input_spec = _MapInputSpec
     output_spec = _MapOutputSpec
 
     def _run_interface(self, runtime):
-        model = get_model(self.inputs.model)
-        if not isinstance(model, WindowModel):
-            raise ValueError(f"model '{model.name}' is not a window model")
+        model = _model(self.inputs)
         frames = Frames.from_lists(self.inputs.frame_start, self.inputs.frame_duration)
-        inputs = _model_inputs(self.inputs, frames)
+        inputs, _ = _model_inputs(self.inputs, frames, model.input_kind)
         pet = nib.load(self.inputs.pet_file, keep_file_open=True)
         n_frames = pet.shape[3] if pet.ndim == 4 else 1
         if n_frames != frames.start.size:
             raise InputError(self.inputs.pet_file, f"{n_frames} frames in the image but "
                              f"{frames.start.size} in the frame timing")
-        weights = window_weights(frames, inputs.window)
-        stream = ((i, pet.dataobj[..., i] if pet.ndim == 4 else pet.dataobj)
-                  for i in np.flatnonzero(weights))
-        maps = model.map_from_mean(weighted_frame_mean(stream, weights), frames, inputs)
+        if isinstance(model, WindowModel):
+            weights = window_weights(frames, inputs.window)
+            stream = ((i, pet.dataobj[..., i] if pet.ndim == 4 else pet.dataobj)
+                      for i in np.flatnonzero(weights))
+            maps = model.map_from_mean(weighted_frame_mean(stream, weights), frames, inputs)
+        else:
+            maps = _fitted_maps(model, pet, frames, inputs, self.inputs.tacs_tsv
+                                if isdefined(self.inputs.tacs_tsv) else None)
         t1w = nib.load(self.inputs.t1w_ref)
         matrix = read_matrix(self.inputs.pet_to_t1w_matrix)
         out_files = []
         for param, volume in maps.items():
+            volume = np.where(np.isfinite(volume), volume, 0.0).astype(np.float32)
             data = resample(volume, pet.affine, matrix, t1w.shape[:3], t1w.affine, order=1)
             image = nib.Nifti1Image(data, t1w.affine)
             image.set_qform(t1w.affine, code=1)
@@ -171,3 +216,21 @@ class WindowModelMapT1w(SimpleInterface):
             out_files.append(str(out))
         self._results.update(out_files=out_files, params=list(maps))
         return runtime
+
+
+def _fitted_maps(model, pet, frames: Frames, inputs: ModelInputs,
+                 tacs_tsv: str | None) -> dict[str, np.ndarray]:
+    """PET-space maps of a fitted model; voxels without positive time integral get NaN."""
+    data = np.asarray(pet.dataobj, dtype=np.float32).reshape(-1, frames.start.size)
+    inside = np.flatnonzero(np.isfinite(data).all(axis=1)
+                            & (data @ frames.duration.astype(np.float32) > 0))
+    if tacs_tsv is not None:
+        _, _, tacs = read_tac_table(tacs_tsv)
+        inputs = model.prepare(tacs, frames, inputs)
+    fitted = model.fit_voxelwise(data[inside], frames, inputs)
+    maps = {}
+    for param, values in fitted.items():
+        volume = np.full(data.shape[0], np.nan, dtype=np.float32)
+        volume[inside] = values
+        maps[param] = volume.reshape(pet.shape[:3])
+    return maps

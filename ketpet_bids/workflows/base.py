@@ -255,11 +255,12 @@ def _connect_models(workflow: pe.Workflow, settings: Settings, run: PetRun, *, a
     inputnode, prepare, _, coreg_wf = nodes
     suffix = f"{atlas}_pvc_{pvc}" if pvc else atlas
     kinetics_wf = init_pet_kinetics_wf(
-        models=settings.models, atlas_name=atlas, suvr_window=settings.suvr_window,
+        models=run_models(settings, run), atlas_name=atlas, suvr_window=settings.suvr_window,
         ref_region=settings.ref_region,
         voxelwise_t1w=voxelwise and settings.voxelwise in ("T1w", "both"),
-        name=f"kinetics_{suffix}_wf")
+        has_blood=bool(run.blood), tstar=settings.tstar, name=f"kinetics_{suffix}_wf")
     kinetics_wf.inputs.inputnode.body_weight_kg = body_weight
+    kinetics_wf.inputs.inputnode.blood_files = [str(path) for path in run.blood]
     for field, (node, *source) in sources.items():
         spec = source[0] if len(source) == 1 else (source[0], _pick, source[1])
         workflow.connect([(node, kinetics_wf, [(spec, f"inputnode.{field}")])])
@@ -269,6 +270,7 @@ def _connect_models(workflow: pe.Workflow, settings: Settings, run: PetRun, *, a
     workflow.connect([
         (prepare, kinetics_wf, [("frame_start", "inputnode.frame_start"),
                                 ("frame_duration", "inputnode.frame_duration"),
+                                ("metadata", "inputnode.pet_metadata"),
                                 (("metadata", _injected_bq), "inputnode.injected_radioactivity_bq")]),
         (coreg_wf, kinetics_wf, [("outputnode.pet_to_t1w_matrix",
                                   "inputnode.pet_to_t1w_matrix")]),
@@ -288,6 +290,14 @@ def _connect_models(workflow: pe.Workflow, settings: Settings, run: PetRun, *, a
         "Description": "Voxelwise parametric map resampled to the T1w grid (trilinear)"}
     workflow.connect([(kinetics_wf, ds_mimap, [("outputnode.mimap_files", "in_files"),
                                                ("outputnode.mimap_entities", "entities")])])
+
+
+def run_models(settings: Settings, run: PetRun) -> tuple[str, ...]:
+    """Models for one run: the chosen ones, plus Logan VT (plasma input) under ``--preset k2``
+    when the run has arterial blood data."""
+    if settings.preset == "k2" and run.blood and "logan" not in settings.models:
+        return (*settings.models, "logan")
+    return settings.models
 
 
 def pvc_psf(settings: Settings) -> tuple[float, float, float]:

@@ -27,6 +27,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 import pandas as pd
 
+from ketpet_bids.core.kinetics.timecourse import C11_HALF_LIFE_S
 from ketpet_bids.errors import InputError
 
 DIAGNOSTICS: tuple[str, ...] = ("r2", "aic", "n_frames_used")
@@ -117,6 +118,25 @@ class ModelInputs:
         Body weight (kg).
     window : tuple of float
         ``(start, end)`` of the averaging window of static models, seconds from injection.
+    tstar : float or None
+        Start of the fitted time range (s) of graphical and multilinear models; None lets
+        graphical models find it (:func:`~ketpet_bids.core.kinetics.timecourse.find_tstar`)
+        and multilinear models use every frame.
+    tstar_found : bool
+        Whether ``tstar`` was found from the data (recorded in the sidecar).
+    weighting : {"duration_decay", "uniform"}
+        Frame weights of the fits (:func:`~ketpet_bids.core.kinetics.timecourse.frame_weights`).
+    half_life_s : float
+        Half-life of the radionuclide (s), for the decay weighting.
+    k2prime : float or None
+        Reference-region efflux rate k2′ (1/min) for Logan-reference, SRTM2 and MRTM2; None:
+        Logan-reference leaves the k2′ term out, SRTM2/MRTM2 estimate it (see their modules).
+    k2prime_found : bool
+        Whether ``k2prime`` was estimated from the data (recorded in the sidecar).
+    theta_bounds : tuple of float
+        Range (1/min) of the basis-function rate θ3 = k2/(1 + BPND) of SRTM/SRTM2.
+    n_basis : int
+        Number of basis functions (log-spaced over ``theta_bounds``).
     """
 
     reference_tac: np.ndarray | None = None
@@ -125,10 +145,24 @@ class ModelInputs:
     injected_radioactivity_bq: float | None = None
     body_weight_kg: float | None = None
     window: tuple[float, float] = (1800.0, 3000.0)
+    tstar: float | None = None
+    tstar_found: bool = False
+    weighting: str = "duration_decay"
+    half_life_s: float = C11_HALF_LIFE_S
+    k2prime: float | None = None
+    k2prime_found: bool = False
+    theta_bounds: tuple[float, float] = (0.006, 0.6)
+    n_basis: int = 100
 
 
 class KineticModel(ABC):
     """A kinetic model: its name, parameters and the two fitting entry points.
+
+    Parameters
+    ----------
+    input_kind : str or None
+        One of :attr:`input_kinds` (``"plasma"``, ``"reference"`` or ``"none"``); None takes
+        the first.
 
     Attributes
     ----------
@@ -138,11 +172,30 @@ class KineticModel(ABC):
         Parameter names, in output column order (DESIGN.md §6).
     voxelwise : bool
         Whether :meth:`fit_voxelwise` is supported (linear or basis-function forms).
+    input_kinds : tuple of str
+        Inputs the model can use, preferred first.
     """
 
     name: ClassVar[str]
     parameters: ClassVar[tuple[str, ...]]
     voxelwise: ClassVar[bool] = False
+    input_kinds: ClassVar[tuple[str, ...]] = ("reference",)
+
+    def __init__(self, input_kind: str | None = None) -> None:
+        kind = input_kind or self.input_kinds[0]
+        if kind not in self.input_kinds:
+            raise InputError("--models", f"model '{self.name}' cannot use {kind} input",
+                             f"it takes: {', '.join(self.input_kinds)}")
+        self.input_kind = kind
+
+    def prepare(self, tacs: np.ndarray, frames: FrameTiming, inputs: ModelInputs
+                ) -> ModelInputs:
+        """Settle data-dependent settings (t*, k2′) from a set of curves; default: unchanged.
+
+        Call it on the regional TACs and pass the result to both :meth:`fit_regional` and
+        :meth:`fit_voxelwise` so that regional and voxelwise fits share their settings.
+        """
+        return inputs
 
     @abstractmethod
     def fit_regional(self, tacs: np.ndarray, frames: FrameTiming,

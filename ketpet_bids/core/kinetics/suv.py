@@ -25,6 +25,7 @@ class SUV(WindowModel):
 
     name: ClassVar[str] = "suv"
     parameters: ClassVar[tuple[str, ...]] = ("SUV",)
+    input_kinds: ClassVar[tuple[str, ...]] = ("none",)
 
     def scale(self, frames: FrameTiming, inputs: ModelInputs) -> float:
         """``W[g] / A_inj[Bq]``; InputError when either is missing or not positive."""

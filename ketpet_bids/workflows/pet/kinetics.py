@@ -5,27 +5,47 @@ from __future__ import annotations
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from ketpet_bids.core.kinetics.registry import get_model
-from ketpet_bids.interfaces.kinetics import FitRegionalModel, WindowModelMapT1w
+from ketpet_bids.core.kinetics.base import KineticModel
+from ketpet_bids.core.kinetics.registry import MODELS, get_model
+from ketpet_bids.errors import InputError
+from ketpet_bids.interfaces.kinetics import FitRegionalModel, ModelMapT1w
 
 INPUT_FIELDS = ["tacs_tsv", "ref_tacs_tsv", "pet_file", "frame_start", "frame_duration",
-                "pet_to_t1w_matrix", "t1w_ref", "injected_radioactivity_bq", "body_weight_kg"]
+                "pet_to_t1w_matrix", "t1w_ref", "injected_radioactivity_bq", "body_weight_kg",
+                "blood_files", "pet_metadata"]
 OUTPUT_FIELDS = ["kinpar_files", "kinpar_entities", "kinpar_jsons", "mimap_files",
                  "mimap_entities"]
 SHARED_SETTINGS = [("ref_tacs_tsv", "ref_tacs_tsv"),
                    ("injected_radioactivity_bq", "injected_radioactivity_bq"),
-                   ("body_weight_kg", "body_weight_kg")]
+                   ("body_weight_kg", "body_weight_kg"), ("blood_files", "blood_files"),
+                   ("pet_metadata", "pet_metadata")]
+
+
+def choose_model(name: str, has_blood: bool) -> KineticModel:
+    """The model with its input: plasma when the run has blood data and the model takes it,
+    otherwise its first non-plasma input; InputError for a plasma-only model without blood."""
+    kinds = MODELS[get_model(name).name].input_kinds
+    if has_blood and "plasma" in kinds:
+        return get_model(name, "plasma")
+    other = [k for k in kinds if k != "plasma"]
+    if not other:
+        raise InputError("--models", f"model '{name}' needs arterial blood data, but the run has "
+                         "no _blood.tsv recording", "add the blood recording or choose a "
+                         "reference-tissue model (srtm, srtm2, mrtm, mrtm2, logan, patlak)")
+    return get_model(name, other[0])
 
 
 def init_pet_kinetics_wf(*, models: tuple[str, ...], atlas_name: str,
                          suvr_window: tuple[float, float] = (1800.0, 3000.0),
                          ref_region: str = "wholebrain", voxelwise_t1w: bool = True,
+                         has_blood: bool = False, tstar: float | None = None,
+                         k2prime: float | None = None, weighting: str = "duration_decay",
                          name: str = "pet_kinetics_wf") -> pe.Workflow:
     """Fit every requested model to the regional TACs and map the voxelwise-capable ones.
 
     Workflow Graph
         inputnode → fit_<model> (one per model) → merge → outputnode;
-        inputnode → map_<model> (window models, when ``voxelwise_t1w``) → merge → outputnode.
+        inputnode → map_<model> (voxelwise models, when ``voxelwise_t1w``) → merge → outputnode.
 
     Parameters
     ----------
@@ -39,6 +59,18 @@ def init_pet_kinetics_wf(*, models: tuple[str, ...], atlas_name: str,
         Name of the reference region (recorded in the sidecars).
     voxelwise_t1w
         Also compute parametric maps in T1w space for voxelwise-capable models.
+    has_blood
+        Whether the run has ``_blood.tsv`` recordings. Models taking either input (Logan,
+        Patlak) use plasma input when True and the reference region when False; plasma-only
+        models (1tcm, 2tcm, 2tcmirr) raise InputError at build when False.
+    tstar
+        Start (s) of the fitted range of graphical/multilinear models; None: found by the
+        graphical models' criterion, all frames for MRTM/MRTM2.
+    k2prime
+        Reference efflux rate k2′ (1/min) for Logan-reference, SRTM2 and MRTM2; None: left out
+        of Logan-reference, estimated by SRTM2/MRTM2 from the regional TACs.
+    weighting
+        Frame weights of the fits: ``duration_decay`` or ``uniform``.
     name
         Workflow name.
 
@@ -56,6 +88,12 @@ def init_pet_kinetics_wf(*, models: tuple[str, ...], atlas_name: str,
         Image defining the T1w grid.
     injected_radioactivity_bq, body_weight_kg
         Dose (Bq) and weight (kg), or None (needed by SUV only).
+    blood_files
+        List of the run's ``_blood.tsv`` paths (``[]`` without blood; must be non-empty when
+        ``has_blood``).
+    pet_metadata
+        The ``metadata`` dict output of PreparePET (half-life and the sidecar's decay state,
+        which the blood data are taken to share).
 
     Outputs
     -------
@@ -65,12 +103,16 @@ def init_pet_kinetics_wf(*, models: tuple[str, ...], atlas_name: str,
         T1w-space maps and their entities (``space``, ``model``, ``param``); empty lists when
         no map is computed.
     """
-    specs = [get_model(m) for m in models]
+    specs = [choose_model(m, has_blood) for m in models]
     window = (float(suvr_window[0]), float(suvr_window[1]))
+    options = {"window": window, "ref_region": ref_region, "tstar": tstar, "k2prime": k2prime,
+               "weighting": weighting}
     mapped = [s for s in specs if s.voxelwise] if voxelwise_t1w else []
     workflow = pe.Workflow(name=name)
-    workflow.__desc__ = _methods(specs, window, ref_region, mapped)
+    workflow.__desc__ = _methods(specs, window, ref_region, mapped, tstar, weighting)
     inputnode = pe.Node(niu.IdentityInterface(fields=INPUT_FIELDS), name="inputnode")
+    inputnode.inputs.blood_files = []
+    inputnode.inputs.pet_metadata = {}
     outputnode = pe.Node(niu.IdentityInterface(fields=OUTPUT_FIELDS), name="outputnode")
     outputnode.inputs.kinpar_entities = [{"atlas": atlas_name, "model": s.name} for s in specs]
     outputnode.inputs.mimap_entities = [{"space": "T1w", "model": s.name, "param": p}
@@ -81,7 +123,7 @@ def init_pet_kinetics_wf(*, models: tuple[str, ...], atlas_name: str,
     workflow.connect([(merge_tsv, outputnode, [("out", "kinpar_files")]),
                       (merge_json, outputnode, [("out", "kinpar_jsons")])])
     for index, spec in enumerate(specs, start=1):
-        fit = pe.Node(FitRegionalModel(model=spec.name, window=window, ref_region=ref_region),
+        fit = pe.Node(FitRegionalModel(model=spec.name, input_kind=spec.input_kind, **options),
                       name=f"fit_{spec.name}")
         workflow.connect([
             (inputnode, fit, [("tacs_tsv", "tacs_tsv"), *SHARED_SETTINGS]),
@@ -94,26 +136,36 @@ def init_pet_kinetics_wf(*, models: tuple[str, ...], atlas_name: str,
     merge_maps = pe.Node(niu.Merge(len(mapped)), name="merge_mimap", run_without_submitting=True)
     workflow.connect(merge_maps, "out", outputnode, "mimap_files")
     for index, spec in enumerate(mapped, start=1):
-        mapper = pe.Node(WindowModelMapT1w(model=spec.name, window=window, ref_region=ref_region),
-                         name=f"map_{spec.name}", mem_gb=1.0)
+        mapper = pe.Node(ModelMapT1w(model=spec.name, input_kind=spec.input_kind, **options),
+                         name=f"map_{spec.name}", mem_gb=2.0)
         workflow.connect([
             (inputnode, mapper, [("pet_file", "pet_file"), ("frame_start", "frame_start"),
                                  ("frame_duration", "frame_duration"),
                                  ("pet_to_t1w_matrix", "pet_to_t1w_matrix"),
-                                 ("t1w_ref", "t1w_ref"), *SHARED_SETTINGS]),
+                                 ("t1w_ref", "t1w_ref"), ("tacs_tsv", "tacs_tsv"),
+                                 *SHARED_SETTINGS]),
             (mapper, merge_maps, [("out_files", f"in{index}")]),
         ])
     return workflow
 
 
-def _methods(specs: list, window: tuple[float, float], ref_region: str, mapped: list) -> str:
+def _methods(specs: list, window: tuple[float, float], ref_region: str, mapped: list,
+             tstar: float | None, weighting: str) -> str:
     """Methods paragraph for the report."""
-    names = ", ".join(s.name.upper() for s in specs)
+    names = ", ".join(f"{s.name.upper()} ({s.input_kind} input)" if s.input_kind != "none"
+                      else s.name.upper() for s in specs)
     text = (f"Kinetic models ({names}) were fitted to the regional time-activity curves; "
             f"static measures averaged the frames over {window[0]:g}-{window[1]:g} s "
             f"(frames weighted by their time inside the window), with '{ref_region}' as the "
-            "reference region for ratios. ")
+            "reference region. Fits weighted the frames "
+            + ("by duration and decay; " if weighting == "duration_decay" else "uniformly; "))
+    text += (f"graphical and multilinear fits started at t* = {tstar:g} s. " if tstar is not None
+             else "t* of graphical plots was the earliest frame after which a line fits every "
+             "point within 10%. ")
+    if any(s.input_kind == "plasma" for s in specs):
+        text += ("The arterial input was the metabolite-corrected plasma (Hill-type parent "
+                 "fraction fit) interpolated on a 1 s grid. ")
     if mapped:
-        text += ("Voxelwise maps were computed in PET space and resampled into T1w space "
-                 "with trilinear interpolation. ")
+        text += ("Voxelwise maps were computed in PET space (vectorised over voxels) and "
+                 "resampled into T1w space with trilinear interpolation. ")
     return text

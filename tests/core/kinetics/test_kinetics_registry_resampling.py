@@ -16,13 +16,25 @@ from ketpet_bids.errors import InputError
 
 
 def test_registry_lists_models_and_rejects_unknown_names_with_the_list():
-    assert known_models() == ("suv", "suvr")
+    assert known_models() == ("1tcm", "2tcm", "2tcmirr", "logan", "mrtm", "mrtm2", "patlak",
+                              "srtm", "srtm2", "suv", "suvr")
     assert get_model("SUVR").parameters == ("SUVR",)
     assert all(get_model(n).name == n for n in MODELS)
     with pytest.raises(InputError) as err:
         get_model("srtm3")
     assert "unknown model 'srtm3'" in str(err.value)
-    assert "suv, suvr" in str(err.value)
+    assert "srtm, srtm2, suv, suvr" in str(err.value)
+
+
+def test_input_kind_selects_parameters_and_is_checked():
+    assert get_model("logan").input_kind == "plasma"
+    assert get_model("logan").parameters == ("VT",)
+    assert get_model("logan", "reference").parameters == ("DVR", "BPND")
+    assert get_model("patlak", "reference").parameters == ("Ki", "intercept")
+    with pytest.raises(InputError, match="cannot use plasma input"):
+        get_model("srtm", "plasma")
+    with pytest.raises(InputError, match="cannot use reference input"):
+        get_model("2tcm", "reference")
 
 
 def _rotation_z(deg: float, shift: tuple[float, float, float]) -> np.ndarray:
