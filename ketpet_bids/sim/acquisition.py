@@ -12,12 +12,43 @@ Spatial conventions (shared with HMC and co-registration; see ``notes/common.md`
   rotations about the RAS axes), ``t_i = (tx, ty, tz)`` in mm and ``c`` the rotation centre
   (the head centre in PET world). The 6 parameters per frame are ``tx ty tz rx ry rz``.
 
-Rendering a frame: the true activity image lives on the subject's T1w grid (labels → values),
-is blurred by an isotropic Gaussian PSF (``scipy.ndimage.gaussian_filter`` with
-``sigma = FWHM / 2.3548 / voxel`` in T1w voxels, ``mode="constant"``), and sampled by linear
-interpolation (``map_coordinates``, order 1, 0 outside) at the PET voxel centres ``v`` mapped
-to T1w voxel coordinates ``A_t1⁻¹ · B · M_i · A_pet · v``. Blurring before moving is exact
+Rendering a frame: the true activity image lives on the subject's T1w grid (labels → values,
+each T1w voxel uniform). With a PSF it is blurred by an isotropic Gaussian
+(``scipy.ndimage.gaussian_filter`` with ``sigma = FWHM / 2.3548 / voxel`` in T1w voxels,
+``mode="constant"``) and the blurred activity between T1w voxel centres is the trilinear
+interpolant (``order 1``, 0 outside the grid); without a PSF the activity is the piecewise
+constant label image itself (``order 0``, nearest T1w voxel). Blurring before moving is exact
 because the isotropic PSF commutes with rigid motion.
+
+Each PET voxel value is the *mean* of that activity over the voxel's footprint, like a
+reconstructed PET voxel (``voxel_sampling = "average"``): every PET voxel is split into
+``k×k×k`` equal sub-voxels along the PET axes, their centres ``v + o`` (``o`` in
+``(j + ½)/k − ½``, PET voxel units) are mapped to T1w voxel coordinates
+``A_t1⁻¹ · B · M_i · A_pet · (v + o)``, the activity is interpolated there and the ``k³``
+values are averaged. ``k`` (:func:`subvoxels_per_axis`) is the smallest number that makes the
+sub-voxel spacing ``s ≤ max(0.6·σ_PSF, h/2)`` (``h`` the T1w voxel, ``σ_PSF`` in mm, 0 without
+PSF): tiny size 3 (with PSF) or 4 (without), standard size 2 or 4.
+
+* Without PSF, ``s ≤ h/2`` is the sub-sampling of :func:`ketpet_bids.core.tacs.fraction_weights`
+  (the same sub-voxel centres), so a PET voxel equals ``Σ_r w[r, v]·c_r`` with the fractions
+  ``w`` of each region in the voxel: fraction-weighted unmixing recovers region values to
+  float32 precision (point sampling missed by 1–9 % for regions ≥ 1 cm³, tiny size). The
+  fractions of a pose are computed once (a sparse PET-voxel × label matrix), so frames that
+  share a pose cost one sparse product each.
+* With PSF, the blurred activity is smooth on the scale σ and the midpoint rule converges as
+  ``(s/σ)²``: for an ideal blurred step the error per PET axis is at most
+  ``s²/24 · max|g''| = 0.0101·(s/σ)²`` of the step (≤ 0.36 % for ``s ≤ 0.6·σ``). Measured on
+  the phantom with a 6 mm PSF and random region values 1–10 (jumps up to 9), largest error in
+  a brain voxel against ``k = 8`` (tiny) or ``k = 4`` (standard): tiny (4 mm PET) ``k = 3``
+  0.044 (``k = 4`` 0.037, point sampling 0.51); standard (2 mm PET) ``k = 2`` 0.058 (point
+  0.15), i.e. ≤ 0.6 % of the largest contrast, typically (99th percentile) half of that.
+  ``k = 3`` in standard size would reach 0.012 at 1.9× the rendering time.
+
+Sub-voxel values are computed with ``scipy.ndimage.affine_transform`` on the ``k``-times finer
+PET lattice (no coordinate arrays), in slabs of at most ``MAX_SUBPOINTS`` points (bounded
+memory), only inside the PET box that can see non-zero activity (elsewhere exactly 0), and
+block-averaged. ``voxel_sampling = "point"`` reproduces the former rendering (``k = 1``, order 1
+also without PSF: the linear interpolant at the PET voxel centres).
 
 Noise: independent Gaussian per voxel with variance
 ``noise² · α · (8 mm³ / V_voxel) · max(C, 0) · e^{λ t_mid} / Δt`` where C is the noise-free
@@ -28,15 +59,19 @@ frame centred at 3450 s has a coefficient of variation of 15 % (``NOISE_REFERENC
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, sparse
 
 from ketpet_bids.sim.kinetics import C11_DECAY_PER_S
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))  # 1 / 2.3548
 MOTION_START_S = 120.0
+VOXEL_SAMPLING = ("average", "point")
+MAX_SUBPOINTS = 4_000_000  # sub-voxel values computed at once (16 MB of float32)
 NOISE_REFERENCE = {"cov": 0.15, "activity_bq_ml": 1.0e4, "frame_mid_s": 3450.0,
                    "frame_duration_s": 300.0, "voxel_mm3": 8.0}
 
@@ -167,6 +202,20 @@ def psf_sigma_voxels(fwhm_mm: float, voxel_mm: float) -> float:
     return fwhm_mm * FWHM_TO_SIGMA / voxel_mm
 
 
+def subvoxels_per_axis(pet_voxel_mm: float, t1w_voxel_mm: float, psf_fwhm_mm: float) -> int:
+    """Sub-voxels ``k`` per PET axis: spacing ``≤ max(0.6·σ_PSF, h/2)`` (see module docstring).
+
+    Parameters
+    ----------
+    pet_voxel_mm, t1w_voxel_mm
+        PET voxel size ``H`` and T1w (phantom) voxel size ``h`` (mm).
+    psf_fwhm_mm
+        PSF FWHM (mm; 0 = no PSF).
+    """
+    step = max(0.6 * psf_fwhm_mm * FWHM_TO_SIGMA, 0.5 * t1w_voxel_mm)
+    return max(1, int(np.ceil(pet_voxel_mm / step - 1e-6)))
+
+
 class FrameRenderer:
     """Render PET frames of one scan from region values (see the module docstring).
 
@@ -180,23 +229,52 @@ class FrameRenderer:
         PET grid shape.
     psf_fwhm_mm
         PSF FWHM (mm); 0 disables the blur.
+    voxel_sampling
+        ``"average"`` (mean over each PET voxel's footprint) or ``"point"`` (value at the PET
+        voxel centre, the former behaviour).
+
+    Attributes
+    ----------
+    voxel_sampling
+        As given.
+    subvoxels
+        ``k``: sub-voxels per PET axis (1 for ``"point"``).
+    order
+        Interpolation order of the activity between T1w voxel centres (0 or 1).
     """
 
     def __init__(self, labels: np.ndarray, t1w_affine: np.ndarray, pet_to_t1w: np.ndarray,
-                 pet_affine: np.ndarray, pet_shape: tuple[int, int, int], psf_fwhm_mm: float
-                 ) -> None:
+                 pet_affine: np.ndarray, pet_shape: tuple[int, int, int], psf_fwhm_mm: float,
+                 voxel_sampling: Literal["average", "point"] = "average") -> None:
+        if voxel_sampling not in VOXEL_SAMPLING:
+            raise ValueError(f"voxel_sampling must be one of {VOXEL_SAMPLING}, "
+                             f"not {voxel_sampling!r}")
         self.labels = labels
-        self.pet_shape = pet_shape
+        self.pet_shape = tuple(int(n) for n in pet_shape)
         voxel = float(np.linalg.norm(t1w_affine[:3, 0]))
         self.sigma = psf_sigma_voxels(psf_fwhm_mm, voxel)
+        self.voxel_sampling = voxel_sampling
+        point = voxel_sampling == "point"
+        self.subvoxels = 1 if point else subvoxels_per_axis(
+            float(np.linalg.norm(pet_affine[:3, 0])), voxel, psf_fwhm_mm)
+        self.order = 1 if point or self.sigma > 0 else 0
         self._pet_to_t1w_vox = np.linalg.inv(t1w_affine) @ pet_to_t1w
         self._pet_affine = pet_affine
-        idx = np.indices(pet_shape, dtype=np.float64).reshape(3, -1)
-        self._pet_vox = np.vstack([idx, np.ones((1, idx.shape[1]))])
+        self._support = self._activity_support()
+        self._mixture: tuple[bytes, sparse.csr_array] | None = None
+
+    @property
+    def description(self) -> dict[str, str | int]:
+        """The rendering method for the truth JSON (``voxel_sampling`` e.g. ``"average, k=4"``)."""
+        return {"voxel_sampling": ("point" if self.voxel_sampling == "point"
+                                   else f"average, k={self.subvoxels}"),
+                "voxel_subvoxels_per_axis": self.subvoxels,
+                "activity_interpolation": "nearest" if self.order == 0 else "linear"}
 
     def activity(self, values: np.ndarray) -> np.ndarray:
-        """PSF-blurred activity on the T1w grid; ``values[label]`` is each label's value."""
-        image = np.asarray(values, dtype=np.float32)[self.labels]
+        """PSF-blurred activity on the T1w grid; ``values[label]`` is each label's value
+        (label 0, outside the head, has none whatever ``values[0]``)."""
+        image = _label_values(values, np.float32)[self.labels]
         if self.sigma > 0:
             image = ndimage.gaussian_filter(image, self.sigma, mode="constant",
                                             output=np.float32)
@@ -205,10 +283,99 @@ class FrameRenderer:
     def render(self, values: np.ndarray, frame_to_reference: np.ndarray) -> np.ndarray:
         """One noise-free PET frame (``float32``, ``pet_shape``)."""
         matrix = self._pet_to_t1w_vox @ frame_to_reference @ self._pet_affine
-        coords = (matrix @ self._pet_vox)[:3]
-        frame = ndimage.map_coordinates(self.activity(values), coords, order=1,
-                                        mode="constant", cval=0.0, output=np.float32)
-        return frame.reshape(self.pet_shape)
+        if self.order == 0:  # piecewise-constant activity: a fixed mixture of label values
+            mixture = self._label_mixture(matrix)
+            lut = _label_values(values, np.float64)[:mixture.shape[1]]
+            return (mixture @ lut).astype(np.float32).reshape(self.pet_shape)
+        frame = np.zeros(self.pet_shape, dtype=np.float32)
+        for box, sub in self._subvoxels(self.activity(values), matrix):
+            frame[box] = sub.mean(axis=-1)
+        return frame
+
+    def _label_mixture(self, matrix: np.ndarray) -> sparse.csr_array:
+        """(n_pet_voxels, n_labels) fraction of each PET voxel's sub-voxels in each label.
+
+        Rendering without PSF is ``mixture @ values``; the mixture of the last pose is kept,
+        so frames sharing a pose (all frames without motion) cost one sparse product each.
+        """
+        key = matrix.tobytes()
+        if self._mixture is None or self._mixture[0] != key:
+            n_labels = int(self.labels.max()) + 1
+            rows, cols, counts = [], [], []
+            for box, sub in self._subvoxels(self.labels, matrix):
+                local = np.repeat(np.arange(sub.shape[0] * sub.shape[1] * sub.shape[2]),
+                                  sub.shape[-1]) * n_labels + sub.ravel()
+                hist = np.bincount(local, minlength=local.size // sub.shape[-1] * n_labels)
+                nz = np.flatnonzero(hist)
+                voxel = np.unravel_index(nz // n_labels, sub.shape[:3])
+                rows.append(np.ravel_multi_index(
+                    tuple(v + b.start for v, b in zip(voxel, box, strict=True)), self.pet_shape))
+                cols.append(nz % n_labels)
+                counts.append(hist[nz] / sub.shape[-1])
+            mixture = sparse.csr_array(
+                (np.concatenate(counts or [np.zeros(0)]),
+                 (np.concatenate(rows or [np.zeros(0, int)]),
+                  np.concatenate(cols or [np.zeros(0, int)]))),
+                shape=(int(np.prod(self.pet_shape)), n_labels))
+            self._mixture = (key, mixture)
+        return self._mixture[1]
+
+    def _subvoxels(self, image: np.ndarray, matrix: np.ndarray
+                   ) -> Iterator[tuple[tuple[slice, slice, slice], np.ndarray]]:
+        """Slabs of ``image`` interpolated at the sub-voxel centres of the PET voxels.
+
+        Yields
+        ------
+        box, values
+            PET slices and an array (n_x, n_y, n_z, k³) of ``image.dtype`` values; PET voxels
+            outside every box see only zeros.
+        """
+        lo, hi = self._pet_box(matrix)
+        if np.any(hi <= lo):
+            return
+        k, linear = self.subvoxels, matrix[:3, :3]
+        n_y, n_z = hi[1:] - lo[1:]
+        offset = linear @ (lo - 0.5 + 0.5 / k) + matrix[:3, 3]  # first sub-voxel centre
+        per_slab = max(1, MAX_SUBPOINTS // (k**3 * n_y * n_z))
+        for x0 in range(lo[0], hi[0], per_slab):
+            n_x = min(per_slab, hi[0] - x0)
+            fine = ndimage.affine_transform(
+                image, linear / k, offset=offset + linear[:, 0] * (x0 - lo[0]),
+                output_shape=(n_x * k, n_y * k, n_z * k), order=self.order, mode="constant",
+                cval=0, output=image.dtype)
+            blocks = fine.reshape(n_x, k, n_y, k, n_z, k).transpose(0, 2, 4, 1, 3, 5)
+            yield ((slice(x0, x0 + n_x), slice(lo[1], hi[1]), slice(lo[2], hi[2])),
+                   blocks.reshape(n_x, n_y, n_z, k**3))
+
+    def _activity_support(self) -> tuple[np.ndarray, np.ndarray]:
+        """T1w voxel-coordinate box outside which the interpolated activity is exactly 0."""
+        where = np.nonzero(self.labels)
+        if where[0].size == 0:
+            return np.zeros(3), -np.ones(3)
+        radius = int(4.0 * self.sigma + 0.5) + 1  # gaussian_filter truncation + interpolation
+        return (np.array([w.min() for w in where]) - radius,
+                np.array([w.max() for w in where]) + radius)
+
+    def _pet_box(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """PET voxel range ``[lo, hi)`` whose footprints can reach the activity support."""
+        first, last = self._support
+        if np.any(last < first):
+            return np.zeros(3, int), np.zeros(3, int)
+        corners = np.array(np.meshgrid(*zip(first, last, strict=True), indexing="ij")
+                           ).reshape(3, -1).T
+        inverse = np.linalg.inv(matrix)
+        pet = corners @ inverse[:3, :3].T + inverse[:3, 3]
+        shape = np.asarray(self.pet_shape)
+        lo = np.clip(np.floor(pet.min(axis=0)).astype(int) - 1, 0, shape)
+        hi = np.clip(np.ceil(pet.max(axis=0)).astype(int) + 2, 0, shape)
+        return lo, hi
+
+
+def _label_values(values: np.ndarray, dtype: type) -> np.ndarray:
+    """Copy of the per-label values with the background (label 0) set to 0."""
+    lut = np.array(values, dtype=dtype)
+    lut[0] = 0.0
+    return lut
 
 
 def noise_alpha(pet_voxel_mm: float) -> float:

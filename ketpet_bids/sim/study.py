@@ -105,8 +105,8 @@ def simulate_scan_truth(subject: Subject, session: str, spec: CohortSpec, rng: n
 def simulate_study(out_dir: Path, *, n_patients: int | None = None, n_controls: int | None = None,
                    size: Literal["tiny", "standard"] = "tiny", seed: int = 0,
                    preset: str | None = None, noise: float = 1.0, psf_fwhm_mm: float = 6.0,
-                   max_motion_mm: float = 4.0, tracer: str = "K2", overwrite: bool = False
-                   ) -> Path:
+                   max_motion_mm: float = 4.0, tracer: str = "K2", overwrite: bool = False,
+                   voxel_sampling: Literal["average", "point"] = "average") -> Path:
     """Simulate a BIDS-PET study with known truth and write it to ``out_dir``.
 
     Parameters
@@ -134,6 +134,10 @@ def simulate_study(out_dir: Path, *, n_patients: int | None = None, n_controls: 
         ``trc`` label of the PET files.
     overwrite
         Replace ``out_dir`` if it holds a previous simulator output.
+    voxel_sampling
+        ``"average"``: each PET voxel is the mean of the blurred activity over its footprint
+        (as reconstructed voxels are; see :mod:`ketpet_bids.sim.acquisition`); ``"point"``:
+        the value at the voxel centre (the rendering of simulator versions before 2026-11-30).
 
     Returns
     -------
@@ -144,7 +148,8 @@ def simulate_study(out_dir: Path, *, n_patients: int | None = None, n_controls: 
     spec = cohort_spec(preset)
     n_p = spec.n_patients if n_patients is None else n_patients
     n_c = spec.n_controls if n_controls is None else n_controls
-    _check_arguments(out, n_p, n_c, size, noise, psf_fwhm_mm, max_motion_mm, tracer, overwrite)
+    _check_arguments(out, n_p, n_c, size, noise, psf_fwhm_mm, max_motion_mm, tracer, overwrite,
+                     voxel_sampling)
     geometry = acq.SIZES[size]
     starts, ends = geometry.frame_times()
     subjects = draw_subjects(spec, n_p, n_c, seed)
@@ -156,7 +161,8 @@ def simulate_study(out_dir: Path, *, n_patients: int | None = None, n_controls: 
     changes = _true_changes(subjects, truths)
     madrs = assign_madrs(subjects, {k: v["cortical_suvr"] for k, v in changes.items()}, spec,
                          seed)
-    run = _Run(out, geometry, labels, volumes, seed, noise, psf_fwhm_mm, max_motion_mm, tracer)
+    run = _Run(out, geometry, labels, volumes, seed, noise, psf_fwhm_mm, max_motion_mm, tracer,
+               voxel_sampling)
     _write_dataset_files(out, subjects, madrs, spec, size, seed, tracer)
     for i, subject in enumerate(subjects):
         run.write_subject(i, subject, truths)
@@ -165,9 +171,12 @@ def simulate_study(out_dir: Path, *, n_patients: int | None = None, n_controls: 
 
 
 def _check_arguments(out: Path, n_p: int, n_c: int, size: str, noise: float, psf: float,
-                     motion: float, tracer: str, overwrite: bool) -> None:
+                     motion: float, tracer: str, overwrite: bool, voxel_sampling: str) -> None:
     if size not in acq.SIZES:
         raise ValueError(f"size must be one of {sorted(acq.SIZES)}, not {size!r}")
+    if voxel_sampling not in acq.VOXEL_SAMPLING:
+        raise ValueError(f"voxel_sampling must be one of {acq.VOXEL_SAMPLING}, "
+                         f"not {voxel_sampling!r}")
     if n_p < 0 or n_c < 0 or n_p + n_c == 0:
         raise ValueError("need at least one subject (n_patients, n_controls >= 0)")
     if min(noise, psf, motion) < 0:
@@ -207,9 +216,10 @@ class _Run:
 
     def __init__(self, out: Path, geometry: acq.Geometry, labels: np.ndarray,
                  volumes: dict[str, float], seed: int, noise: float, psf: float, motion: float,
-                 tracer: str) -> None:
+                 tracer: str, voxel_sampling: Literal["average", "point"]) -> None:
         self.out, self.geometry, self.labels, self.volumes = out, geometry, labels, volumes
         self.seed, self.noise, self.psf, self.motion, self.tracer = seed, noise, psf, motion, tracer
+        self.voxel_sampling = voxel_sampling
         self.atlas = phantom.atlas_labels(labels)
         self.probseg = phantom.tissue_probabilities(labels)
 
@@ -259,7 +269,7 @@ class _Run:
                                        self.motion)
         to_reference = [acq.rigid_matrix(p, centre) for p in motion]
         renderer = acq.FrameRenderer(self.labels, t1w_affine, pet_to_t1w, pet_affine,
-                                     g.pet_shape, self.psf)
+                                     g.pet_shape, self.psf, self.voxel_sampling)
         values = np.zeros((len(starts), 256), dtype=np.float32)
         for region in phantom.REGIONS:
             values[:, region.index] = truth.frame_tacs[region.name]
@@ -278,7 +288,7 @@ class _Run:
             durations=durations, time_zero="10:00:00" if session == "baseline" else "13:00:00"))
         self._write_blood(i, j, lab, session, truth.input_params)
         self._write_scan_truth(lab, session, truth, starts, ends, pet_to_t1w, pet_affine,
-                               t1w_affine, to_reference, motion, centre)
+                               t1w_affine, to_reference, motion, centre, renderer.description)
 
     def _write_blood(self, i: int, j: int, lab: str, session: str, inp: InputParams) -> None:
         t = BLOOD_SAMPLE_TIMES_S
@@ -302,7 +312,8 @@ class _Run:
     def _write_scan_truth(self, lab: str, session: str, truth: ScanTruth, starts: np.ndarray,
                           ends: np.ndarray, pet_to_t1w: np.ndarray, pet_affine: np.ndarray,
                           t1w_affine: np.ndarray, to_reference: list[np.ndarray],
-                          motion: np.ndarray, centre: np.ndarray) -> None:
+                          motion: np.ndarray, centre: np.ndarray,
+                          rendering: dict[str, str | int]) -> None:
         o, trc = self.out, self.tracer
         frames = {"frame_start": starts, "frame_end": ends}
         writer.write_table(o / writer.truth_path("tacs", lab, session, trc),
@@ -323,7 +334,7 @@ class _Run:
                                               "rot_z"], "units": ["mm"] * 3 + ["rad"] * 3,
                                   "rotation_centre_pet_world_mm": centre, "values": motion},
             "frame_start": starts, "frame_end": ends,
-            "psf_fwhm_mm": self.psf, "noise_scale": self.noise,
+            "psf_fwhm_mm": self.psf, **rendering, "noise_scale": self.noise,
             "noise_alpha_bq_ml_s": acq.noise_alpha(self.geometry.pet_voxel_mm),
             "noise_reference": acq.NOISE_REFERENCE, "max_motion_mm": self.motion,
             "seed": self.seed, "input_function": truth.input_params.to_dict(),
