@@ -18,11 +18,27 @@ Motion parameters
 -----------------
 The six parameters describe the head's motion ``H_i = M_i⁻¹`` (tissue at reference point
 ``q`` is seen in frame ``i`` at ``H_i q``), written as ``H_i p = R (p - c) + c + t`` with
-``c`` the RAS centre of the reference voxel grid, ``t = (trans_x, trans_y, trans_z)`` in mm
-along RAS axes (positive ``trans_x``: the head moved towards the subject's right, +x) and
-``R = Rz(rot_z) · Ry(rot_y) · Rx(rot_x)`` (radians, right-handed rotations about the RAS axes
-through ``c``, applied x first, then y, then z). Framewise displacement is Power's, from these
-parameters with a 50 mm radius.
+``c`` the RAS centre of the reference voxel grid (:func:`image_centre`). Euler convention:
+extrinsic x-y-z, ``R = Rz(rot_z) · Ry(rot_y) · Rx(rot_x)`` (rotate about the fixed RAS x axis
+first, then y, then z; right-handed; radians). Signs, as seen from the subject:
+
+============  =====  ==================================================================
+parameter     unit   positive value means the head …
+============  =====  ==================================================================
+``trans_x``   mm     moved towards the subject's right (+x)
+``trans_y``   mm     moved anteriorly (+y)
+``trans_z``   mm     moved superiorly (+z)
+``rot_x``     rad    pitched nose-up (+y turns towards +z)
+``rot_y``     rad    rolled: the top of the head tilts to the subject's right (+z → +x)
+``rot_z``     rad    turned (yaw) towards the subject's left (+x → +y)
+============  =====  ==================================================================
+
+Framewise displacement is Power's, from these parameters with a 50 mm radius.
+
+Estimation works on a *working grid*: frames smoothed at full resolution, cropped to the
+head's bounding box and subsampled to about 4 mm (:func:`working_grid`), which is ~10× fewer
+voxels and costs no accuracy for 6 mm-smoothed data (measured in
+``benchmarks/results/hmc_coreg.md``).
 
 ``import ants`` costs seconds, so it happens inside the functions that register.
 """
@@ -68,23 +84,25 @@ class RigidSchedule:
     sampling_rate: float = 0.25
 
 
-def rigid_schedule(voxel_mm: float, levels_mm: tuple[float, ...] = (8.0, 4.0, 2.0),
-                   iterations: tuple[int, ...] = (100, 50, 25)) -> RigidSchedule:
+def rigid_schedule(voxel_mm: float, levels_mm: tuple[float, ...] = (8.0, 4.0),
+                   iterations: tuple[int, ...] = (100, 50),
+                   sampling_rate: float = 0.25) -> RigidSchedule:
     """Schedule whose levels work at given resolutions (never finer than the data).
 
-    Smoothing sigma is half the shrink factor (voxels); the metric samples a quarter of the
-    voxels of a 2 mm grid per unit volume (all voxels at 3.2 mm and coarser). With the
-    defaults, a 96×96×64 grid at 2 mm takes ~0.9 s per frame on one core with ~0.05 mm mean
-    error on noise-free pre-smoothed frames (the head-motion schedule).
+    Smoothing sigma is half the shrink factor (voxels). The default levels and iterations are
+    the head-motion schedule on the ~4 mm working grid (:func:`working_grid`).
 
     Parameters
     ----------
     voxel_mm
         Mean voxel size of the fixed image (mm).
     levels_mm
-        Target resolution of each level (mm), coarse to fine.
+        Target resolution of each level (mm), coarse to fine; levels that round to the same
+        shrink factor are merged (the first one's iterations are kept).
     iterations
         Iterations per level.
+    sampling_rate
+        Fraction of the (masked) voxels of each level sampled by the metric.
     """
     levels: dict[int, int] = {}
     for level_mm, n_iter in zip(levels_mm, iterations, strict=True):
@@ -92,7 +110,76 @@ def rigid_schedule(voxel_mm: float, levels_mm: tuple[float, ...] = (8.0, 4.0, 2.
     return RigidSchedule(iterations=tuple(levels.values()),
                          shrink_factors=tuple(levels),
                          smoothing_sigmas=tuple(s // 2 for s in levels),
-                         sampling_rate=float(min(1.0, 0.25 * (voxel_mm / 2.0) ** 3)))
+                         sampling_rate=float(sampling_rate))
+
+
+#: Voxels sampled by the head-motion metric per level (~25 % of a head at 4 mm).
+HMC_SAMPLES = 15000
+#: Second-pass (refined reference) schedule: the finest level only, from the first estimate.
+REFINE_LEVELS_MM = (4.0,)
+REFINE_ITERATIONS = (50,)
+
+
+def working_grid(mask: np.ndarray, affine: npt.ArrayLike, voxel_mm: float = 4.0,
+                 margin_mm: float = 12.0) -> tuple[tuple[slice, ...], np.ndarray]:
+    """Crop to the mask's bounding box (plus a margin) and subsample to about ``voxel_mm``.
+
+    Parameters
+    ----------
+    mask
+        Boolean ``(X, Y, Z)`` foreground on the full grid.
+    affine
+        Shape ``(4, 4)``, RAS affine of the full grid.
+    voxel_mm
+        Target voxel size; the step per axis is ``max(1, round(voxel_mm / voxel))``.
+    margin_mm
+        Margin kept around the mask (covers motion of that size).
+
+    Returns
+    -------
+    slices
+        Three ``slice(start, stop, step)``: ``data[slices]`` is the working image.
+    working_affine
+        Shape ``(4, 4)``: RAS affine of ``data[slices]`` (same world coordinates).
+    """
+    a = np.asarray(affine, dtype=float)
+    voxel = np.linalg.norm(a[:3, :3], axis=0)
+    step = np.maximum(1, np.round(voxel_mm / voxel)).astype(int)
+    pad = np.ceil(margin_mm / voxel).astype(int)
+    found = np.argwhere(mask)
+    low = np.zeros(3, int) if found.size == 0 else np.maximum(found.min(axis=0) - pad, 0)
+    high = (np.asarray(mask.shape) if found.size == 0
+            else np.minimum(found.max(axis=0) + pad + 1, mask.shape))
+    slices = tuple(slice(int(lo), int(hi), int(st)) for lo, hi, st in zip(low, high, step,
+                                                                             strict=True))
+    out = a @ np.diag([*step, 1.0])
+    out[:3, 3] = (a @ np.append(low, 1.0))[:3]
+    return slices, out
+
+
+def refined_reference(frames: npt.ArrayLike, affine: npt.ArrayLike,
+                      frame_to_reference: npt.ArrayLike, weights: npt.ArrayLike) -> np.ndarray:
+    """Weighted mean of frames corrected with first-pass estimates (a sharper reference).
+
+    Parameters
+    ----------
+    frames
+        Shape ``(X, Y, Z, K)``: the (smoothed) frames that built the first reference.
+    affine
+        Shape ``(4, 4)``.
+    frame_to_reference
+        Shape ``(K, 4, 4)``: first-pass estimates.
+    weights
+        Shape ``(K,)``: frame durations (s).
+
+    Returns
+    -------
+    numpy.ndarray
+        Float32 ``(X, Y, Z)``: ``Σ_k w_k frame_k(M_k⁻¹ q) / Σ_k w_k``.
+    """
+    from ketpet_bids.core.timing import time_weighted_mean
+
+    return time_weighted_mean(correct_frames(frames, affine, frame_to_reference), weights)
 
 
 @dataclass(frozen=True)
@@ -475,20 +562,27 @@ def register_rigid(fixed: np.ndarray, fixed_affine: npt.ArrayLike, moving: np.nd
 
 def estimate_frame_motion(frame: np.ndarray, reference: np.ndarray, affine: npt.ArrayLike,
                           reference_mask: np.ndarray | None = None, *,
-                          schedule: RigidSchedule | None = None, seed: int = 0,
+                          levels_mm: tuple[float, ...] = (8.0, 4.0),
+                          iterations: tuple[int, ...] = (100, 50),
+                          initial: npt.ArrayLike | None = None, seed: int = 0,
                           nthreads: int = 1) -> np.ndarray:
     """``frame_to_reference`` matrix of one (pre-smoothed, background-masked) frame.
 
     Parameters
     ----------
     frame, reference
-        Shape ``(X, Y, Z)`` on the same grid (:func:`smooth_and_mask` output).
+        Shape ``(X, Y, Z)`` on the same grid (:func:`smooth_and_mask` output, usually cropped
+        and subsampled by :func:`working_grid`).
     affine
         Shape ``(4, 4)``, the grid's RAS affine.
     reference_mask
-        Foreground of the reference (dilated by two voxels for the metric), or None.
-    schedule
-        Registration schedule; :func:`rigid_schedule` of the voxel size when None.
+        Foreground of the reference (dilated by ~8 mm for the metric), or None.
+    levels_mm, iterations
+        Levels of :func:`rigid_schedule`; the metric samples about :data:`HMC_SAMPLES`
+        voxels of the (dilated) mask per level.
+    initial
+        Starting ``frame_to_reference`` matrix (e.g. a first-pass estimate); None starts
+        from the alignment of the intensity centres of mass.
     seed, nthreads
         As in :func:`register_rigid`.
 
@@ -500,12 +594,14 @@ def estimate_frame_motion(frame: np.ndarray, reference: np.ndarray, affine: npt.
     """
     if np.array_equal(frame, reference):
         return np.eye(4)
-    mask = None if reference_mask is None else ndimage.binary_dilation(reference_mask,
-                                                                       iterations=2)
-    if schedule is None:
-        schedule = rigid_schedule(float(np.mean(ants_geometry(affine)[1])))
+    voxel = float(np.mean(ants_geometry(affine)[1]))
+    mask = None if reference_mask is None else ndimage.binary_dilation(
+        reference_mask, iterations=max(1, round(8.0 / voxel)))
+    n_voxels = frame.size if mask is None else int(mask.sum())
+    schedule = rigid_schedule(voxel, levels_mm, iterations,
+                              sampling_rate=min(1.0, HMC_SAMPLES / max(n_voxels, 1)))
     return register_rigid(reference, affine, frame, affine, schedule=schedule, fixed_mask=mask,
-                          seed=seed, nthreads=nthreads)
+                          initial=initial, seed=seed, nthreads=nthreads)
 
 
 def resample(source: np.ndarray, source_affine: npt.ArrayLike, source_to_target: npt.ArrayLike,

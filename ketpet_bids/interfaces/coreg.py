@@ -50,7 +50,9 @@ class CoregPET(SimpleInterface):
         mask = np.asanyarray(nb.load(self.inputs.t1w_mask).dataobj) > 0
         if self.inputs.mode == "identity":
             result = coreg.assess_alignment(pet_data, pet.affine, t1w_data, t1w.affine, mask,
-                                            np.eye(4), "identity (--coreg identity)")
+                                            np.eye(4), "identity (--coreg identity)",
+                                            seed=self.inputs.seed,
+                                            nthreads=self.inputs.omp_nthreads)
         else:
             result = coreg.register_pet_to_t1w(pet_data, pet.affine, t1w_data, t1w.affine, mask,
                                                seed=self.inputs.seed,
@@ -75,6 +77,7 @@ class CoregPET(SimpleInterface):
             "SimilarityMetric": "MattesMutualInformation (higher is better)",
             "Similarity": result.mutual_information,
             "PETBrainInsideT1wMask": result.inside_fraction,
+            "ReRegistrationShift_mm": result.check_shift_mm,
             "Warnings": result.warnings,
         }, indent=2))
         return runtime

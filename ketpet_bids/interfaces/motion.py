@@ -1,8 +1,10 @@
 """Thin nipype interfaces for head-motion correction (numerics in ``core.motion``).
 
-Three steps, so that the frames can be estimated in parallel by a MapNode:
-:class:`PrepareHMC` (plan, reference and one smoothed file per frame to estimate) →
-:class:`EstimateMotion` (one frame) → :class:`ApplyMotion` (all frames, one resampling each).
+Steps, so that the frames can be estimated in parallel by a MapNode:
+:class:`PrepareHMC` (plan, reference and one smoothed working-grid file per frame to
+estimate) → :class:`EstimateMotion` (one frame) → optionally :class:`RefineReference`
+(re-average the corrected frames) and :class:`EstimateMotion` again from the first
+estimates → :class:`ApplyMotion` (all frames, one resampling each from the original data).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from nipype.interfaces.base import (
     File,
     SimpleInterface,
     TraitedSpec,
+    isdefined,
     traits,
 )
 
@@ -35,7 +38,8 @@ class _PrepareHMCInputSpec(BaseInterfaceInputSpec):
 
 class _PrepareHMCOutputSpec(TraitedSpec):
     plan_file = File(exists=True, desc="JSON of core.motion.HMCPlan")
-    reference_file = File(exists=True, desc="smoothed, background-masked reference")
+    reference_file = File(exists=True, desc="smoothed, background-masked reference on the "
+                                            "working grid (core.motion.working_grid)")
     mask_file = File(exists=True, desc="reference foreground mask")
     frame_files = traits.List(File(exists=True),
                               desc="smoothed, masked frames to estimate, in plan order; the "
@@ -58,14 +62,15 @@ class PrepareHMC(SimpleInterface):
         data = img.get_fdata(dtype=np.float32)  # once: slicing a .nii.gz re-inflates it
         reference = time_weighted_mean(data, duration, plan.reference)
         smoothed, mask = motion.smooth_and_mask(reference, img.affine, self.inputs.fwhm_mm)
+        grid, affine = motion.working_grid(mask, img.affine)
         cwd = Path(runtime.cwd)
         self._results["plan_file"] = str(cwd / "plan.json")
         Path(self._results["plan_file"]).write_text(json.dumps(dataclasses.asdict(plan)))
-        self._results["reference_file"] = _save(smoothed, img.affine, cwd / "reference.nii")
-        self._results["mask_file"] = _save(mask.astype(np.uint8), img.affine, cwd / "mask.nii")
+        self._results["reference_file"] = _save(smoothed[grid], affine, cwd / "reference.nii")
+        self._results["mask_file"] = _save(mask[grid].astype(np.uint8), affine, cwd / "mask.nii")
         self._results["frame_files"] = [
-            _save(motion.smooth_and_mask(data[..., t], img.affine, self.inputs.fwhm_mm)[0],
-                  img.affine, cwd / f"frame{t:04d}.nii")
+            _save(motion.smooth_and_mask(data[..., t], img.affine, self.inputs.fwhm_mm)[0][grid],
+                  affine, cwd / f"frame{t:04d}.nii")
             for t in plan.estimate] or [self._results["reference_file"]]
         return runtime
 
@@ -74,6 +79,8 @@ class _EstimateMotionInputSpec(BaseInterfaceInputSpec):
     frame_file = File(exists=True, mandatory=True, desc="smoothed, masked frame")
     reference_file = File(exists=True, mandatory=True, desc="smoothed, masked reference")
     mask_file = File(exists=True, mandatory=True, desc="reference foreground mask")
+    initial_file = File(exists=True, desc=".npy (4, 4) starting frame_to_reference; when set,"
+                                          " only the finest level runs (second pass)")
     seed = traits.Int(0, usedefault=True, desc="seed of the metric sampling")
     omp_nthreads = traits.Int(1, usedefault=True, desc="ITK threads")
 
@@ -94,11 +101,55 @@ class EstimateMotion(SimpleInterface):
         frame = nb.load(self.inputs.frame_file)
         reference = np.asanyarray(nb.load(self.inputs.reference_file).dataobj)
         mask = np.asanyarray(nb.load(self.inputs.mask_file).dataobj) > 0
-        matrix = motion.estimate_frame_motion(np.asanyarray(frame.dataobj), reference,
-                                              frame.affine, mask, seed=self.inputs.seed,
-                                              nthreads=self.inputs.omp_nthreads)
+        second = isdefined(self.inputs.initial_file)
+        matrix = motion.estimate_frame_motion(
+            np.asanyarray(frame.dataobj), reference, frame.affine, mask,
+            levels_mm=motion.REFINE_LEVELS_MM if second else (8.0, 4.0),
+            iterations=motion.REFINE_ITERATIONS if second else (100, 50),
+            initial=np.load(self.inputs.initial_file) if second else None, seed=self.inputs.seed,
+            nthreads=self.inputs.omp_nthreads)
         self._results["xform_file"] = str(Path(runtime.cwd) / "frame_to_reference.npy")
         np.save(self._results["xform_file"], matrix)
+        return runtime
+
+
+class _RefineReferenceInputSpec(BaseInterfaceInputSpec):
+    frame_files = traits.List(File(exists=True), mandatory=True,
+                              desc="PrepareHMC frame files (working grid), in plan order")
+    xform_files = traits.List(File(exists=True), mandatory=True,
+                              desc="first-pass EstimateMotion outputs, in plan order")
+    reference_file = File(exists=True, mandatory=True, desc="first-pass reference")
+    plan_file = File(exists=True, mandatory=True, desc="PrepareHMC plan")
+    frame_duration = traits.List(traits.Float, mandatory=True, desc="frame durations (s)")
+
+
+class _RefineReferenceOutputSpec(TraitedSpec):
+    reference_file = File(exists=True, desc="duration-weighted mean of the corrected frames "
+                                            "(the first reference when nothing was estimated)")
+
+
+class RefineReference(SimpleInterface):
+    """Re-average the smoothed frames corrected with the first-pass estimates."""
+
+    input_spec = _RefineReferenceInputSpec
+    output_spec = _RefineReferenceOutputSpec
+
+    def _run_interface(self, runtime):
+        import nibabel as nb
+
+        plan = json.loads(Path(self.inputs.plan_file).read_text())
+        if len(plan["estimate"]) < 2:
+            self._results["reference_file"] = self.inputs.reference_file
+            return runtime
+        first = nb.load(self.inputs.frame_files[0])
+        frames = np.stack([np.asanyarray(nb.load(f).dataobj) for f in self.inputs.frame_files],
+                          axis=-1)
+        weights = np.asarray(self.inputs.frame_duration, dtype=float)[plan["estimate"]]
+        refined = motion.refined_reference(frames, first.affine,
+                                           np.stack([np.load(f) for f in self.inputs.xform_files]),
+                                           weights)
+        self._results["reference_file"] = _save(refined, first.affine,
+                                                Path(runtime.cwd) / "reference_refined.nii")
         return runtime
 
 

@@ -146,14 +146,31 @@ def test_identity_resampling_is_exact(t1w):
     np.testing.assert_array_equal(out, image)
 
 
-def test_multistart_search_keeps_an_accurate_result(t1w, monkeypatch):
-    """Forcing the multi-start search (threshold above 1, six starts) still ends < 1 mm from
-    the truth and says which start won."""
+def test_multistart_recovers_a_large_rotation(t1w, monkeypatch):
+    """A 25° rotation about y (beyond the ~20° basin of a single start) is recovered < 1 mm
+    from the truth when the ±20° starts are searched (six starts here), and the result says
+    which start won."""
     image, mask, t1w_affine = t1w
-    monkeypatch.setattr(coreg, "MIN_INSIDE_FRACTION", 1.01)
-    monkeypatch.setattr(coreg, "SEARCH_ANGLES_DEG", (-15.0, 15.0))
+    monkeypatch.setattr(coreg, "SEARCH_ANGLES_DEG", (-20.0, 20.0))
     truth = rigid((5.0, -5.0, 5.0), (0.0, -25.0, 10.0))
     pet, pet_affine = make_pet(truth)
     result = coreg.register_pet_to_t1w(pet, pet_affine, image, t1w_affine, mask, seed=3)
     assert mean_displacement(result.pet_to_t1w, truth, mask, t1w_affine) < 1.0
-    assert "6-rotation multi-start search" in result.initialisation
+    assert "6 rotated starts" in result.initialisation and result.warnings == []
+
+
+def test_failure_check_catches_8mm_10deg_misalignment(t1w):
+    """The re-registration check flags an alignment off by 8 mm / 10° (which the mask check
+    alone lets pass: > 90 % of the PET brain still lies in the dilated T1w brain) and stays
+    quiet (< 0.5 mm shift) at the truth. Tolerances: the check registers at 8 and 4 mm, so a
+    correct pose moves by noise only (~0.1 mm); an 8 mm / 10° error moves by several mm."""
+    image, mask, t1w_affine = t1w
+    truth = rigid((4.0, -3.0, 2.0), (3.0, 4.0, -5.0))
+    pet, pet_affine = make_pet(truth)
+    good = coreg.assess_alignment(pet, pet_affine, image, t1w_affine, mask, truth, "truth")
+    assert good.warnings == [] and good.check_shift_mm < 0.5
+    off = truth @ rigid((8.0 / np.sqrt(3),) * 3, (10.0 / np.sqrt(3),) * 3)
+    bad = coreg.assess_alignment(pet, pet_affine, image, t1w_affine, mask, off, "off")
+    assert bad.inside_fraction > coreg.MIN_INSIDE_FRACTION
+    assert bad.check_shift_mm > coreg.MAX_CHECK_SHIFT_MM
+    assert any("re-registering from the result moved" in w for w in bad.warnings)

@@ -87,12 +87,15 @@ def relative_error(est_i, est_j, true_i, true_j, mask) -> float:
     return float(np.linalg.norm((pts @ est.T - pts @ true.T)[:, :3], axis=1).mean())
 
 
-def test_hmc_wf_dynamic(tmp_path):
-    """Frames 2-4 (start ≥ 120 s) estimated; frames 0-1 inherit frame 2; frame-to-frame motion
-    within 0.3 mm mean displacement (noise-free, 4 mm voxels; see test_motion for the
-    tolerance); outputs have the contract shapes."""
+@pytest.mark.parametrize("refine", [True, False])
+def test_hmc_wf_dynamic(tmp_path, refine):
+    """Frames 2-4 (start ≥ 120 s) estimated, with and without the refined reference; frames
+    0-1 inherit frame 2; frame-to-frame motion within 0.3 mm mean displacement (noise-free,
+    4 mm voxels; see test_motion for the tolerance); outputs have the contract shapes."""
     pet = write_pet(tmp_path / "pet.nii.gz")
-    out = run(init_pet_hmc_wf(start_time=120.0, seed=1), tmp_path, pet_file=pet,
+    wf = init_pet_hmc_wf(start_time=120.0, seed=1, refine_reference=refine)
+    assert ("refine_reference" in wf.list_node_names()) is refine
+    out = run(wf, tmp_path, pet_file=pet,
               frame_start=STARTS, frame_duration=DURATIONS)
     xforms = np.load(out["xforms"])
     assert xforms.shape == (5, 4, 4)

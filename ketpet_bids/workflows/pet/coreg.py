@@ -12,9 +12,10 @@ from ketpet_bids.interfaces.coreg import CoregPET
 METHODS = {
     "ants": (
         "The PET reference was co-registered to the T1w with a rigid transform maximising "
-        "Mattes mutual information (ANTs) within the dilated T1w brain mask, initialised by "
-        "aligning centres of mass; when the PET brain fell outside the T1w brain, twelve "
-        "rotated starting poses were also tried and the best kept."
+        "Mattes mutual information (ANTs) within the dilated T1w brain mask (T1w at 2 mm), "
+        "started from the best of seven poses (centres of mass aligned, and rotated by ±20° "
+        "about each axis) and refined at 8, 4 and 2 mm. The result was checked by "
+        "re-registering from it and by the fraction of the PET brain inside the T1w brain."
     ),
     "identity": "The PET data were taken as already aligned with the T1w (identity transform).",
 }
@@ -53,8 +54,8 @@ def init_pet_coreg_wf(*, mode: Literal["ants", "identity"] = "ants", omp_nthread
     petref_t1w
         PET reference resampled to the T1w grid.
     coreg_json
-        Similarity (Mattes MI), fraction of the PET brain inside the T1w mask,
-        initialisation and warnings.
+        Similarity (Mattes MI), fraction of the PET brain inside the T1w mask, the shift of
+        the re-registration check (mm), initialisation and warnings.
     """
     workflow = pe.Workflow(name=name)
     workflow.__desc__ = METHODS[mode]

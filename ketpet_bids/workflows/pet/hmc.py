@@ -5,21 +5,31 @@ from __future__ import annotations
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from ketpet_bids.interfaces.motion import ApplyMotion, EstimateMotion, PrepareHMC
+from ketpet_bids.interfaces.motion import (
+    ApplyMotion,
+    EstimateMotion,
+    PrepareHMC,
+    RefineReference,
+)
 
 METHODS = (
     "Head motion was estimated frame by frame with a rigid registration (ANTs, Mattes mutual "
     "information) of each frame starting at or after {start:g} s to the time-weighted mean of "
     "those frames, both smoothed with a {fwhm:g} mm FWHM Gaussian and with the background "
-    "removed; earlier frames took the transform of the first estimated frame. Each frame was "
+    "removed, on a ~4 mm working grid cropped to the head{refine}; earlier frames took the "
+    "transform of the first estimated frame. Each frame was "
     "then resampled once from the original data (trilinear) and the PET reference was the "
     "time-weighted mean of the corrected frames. Framewise displacement followed Power et "
     "al. (2012) with a 50 mm radius."
 )
 
 
+REFINE = ("; the reference was then rebuilt once as the time-weighted mean of the corrected "
+          "frames and every frame re-registered to it from its first estimate")
+
+
 def init_pet_hmc_wf(*, start_time: float = 120.0, fwhm_mm: float = 6.0, hmc_off: bool = False,
-                    omp_nthreads: int = 1, seed: int = 0,
+                    omp_nthreads: int = 1, seed: int = 0, refine_reference: bool = True,
                     name: str = "pet_hmc_wf") -> pe.Workflow:
     """Build the head-motion correction workflow.
 
@@ -37,6 +47,9 @@ def init_pet_hmc_wf(*, start_time: float = 120.0, fwhm_mm: float = 6.0, hmc_off:
         ITK threads per frame registration (and the MapNode's ``n_procs``).
     seed
         Seed of the registration metric's sampling.
+    refine_reference
+        Rebuild the reference once from the frames corrected by the first pass and register
+        every frame again (finest level only, from its first estimate).
     name
         Workflow name.
 
@@ -64,7 +77,8 @@ def init_pet_hmc_wf(*, start_time: float = 120.0, fwhm_mm: float = 6.0, hmc_off:
         warnings, column descriptions.
     """
     workflow = pe.Workflow(name=name)
-    workflow.__desc__ = (METHODS.format(start=start_time, fwhm=fwhm_mm) if not hmc_off else
+    workflow.__desc__ = (METHODS.format(start=start_time, fwhm=fwhm_mm,
+                                                  refine=REFINE if refine_reference else "") if not hmc_off else
                          "Head-motion correction was not performed (--hmc-off).")
     inputnode = pe.Node(niu.IdentityInterface(
         fields=["pet_file", "frame_start", "frame_duration"]), name="inputnode")
@@ -86,9 +100,25 @@ def init_pet_hmc_wf(*, start_time: float = 120.0, fwhm_mm: float = 6.0, hmc_off:
         (inputnode, apply, [("pet_file", "pet_file"), ("frame_start", "frame_start"),
                             ("frame_duration", "frame_duration")]),
         (prepare, apply, [("plan_file", "plan_file")]),
-        (estimate, apply, [("xform_file", "xform_files")]),
         (apply, outputnode, [("pet_preproc", "pet_preproc"), ("petref", "petref"),
                              ("confounds_tsv", "confounds_tsv"), ("xforms", "xforms"),
                              ("hmc_json", "hmc_json")]),
+    ])
+    if not refine_reference:
+        workflow.connect(estimate, "xform_file", apply, "xform_files")
+        return workflow
+    refine = pe.Node(RefineReference(), name="refine_reference")
+    estimate2 = pe.MapNode(EstimateMotion(seed=seed, omp_nthreads=omp_nthreads),
+                           iterfield=["frame_file", "initial_file"],
+                           name="estimate_motion_refined", n_procs=omp_nthreads)
+    workflow.connect([
+        (inputnode, refine, [("frame_duration", "frame_duration")]),
+        (prepare, refine, [("frame_files", "frame_files"), ("reference_file", "reference_file"),
+                           ("plan_file", "plan_file")]),
+        (estimate, refine, [("xform_file", "xform_files")]),
+        (prepare, estimate2, [("frame_files", "frame_file"), ("mask_file", "mask_file")]),
+        (refine, estimate2, [("reference_file", "reference_file")]),
+        (estimate, estimate2, [("xform_file", "initial_file")]),
+        (estimate2, apply, [("xform_file", "xform_files")]),
     ])
     return workflow
