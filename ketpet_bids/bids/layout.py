@@ -135,14 +135,16 @@ def discover_pet_runs(bids_dir: Path, *, participant_label: Iterable[str] = (),
     Raises
     ------
     InputError
-        Not a BIDS dataset; a label with characters other than letters and digits; an unknown
-        participant; no PET run left after filtering; a run without sidecar; no T1w.
+        Not a BIDS dataset (or its ``dataset_description.json`` is not a JSON object); a
+        label with characters other than letters and digits; an unknown participant; no PET
+        run left after filtering; a run without sidecar; no T1w.
     """
     bids_dir = Path(bids_dir)
     if not (bids_dir / "dataset_description.json").is_file():
         what = "does not exist" if not bids_dir.is_dir() else \
             "is not a BIDS dataset: dataset_description.json is missing"
         raise InputError(bids_dir, what, "give the root folder of a BIDS dataset")
+    _check_description(bids_dir / "dataset_description.json")
     filters = _check_filters(bids_filters or {}, where="--bids-filter-file")
     labels = {
         "subject": _clean_labels(participant_label, "sub", "--participant-label"),
@@ -168,6 +170,17 @@ def discover_pet_runs(bids_dir: Path, *, participant_label: Iterable[str] = (),
     t1w_query = filters.get("t1w", {})
     runs = [_make_run(Path(pet), layout, t1w_query, anat_required) for pet in pet_files]
     return sorted(runs, key=lambda r: (r.subject, r.session or "", r.pet.name))
+
+
+def _check_description(path: Path) -> None:
+    """``dataset_description.json`` must hold a JSON object (pybids would ignore a broken one)."""
+    try:
+        description = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(path, f"not valid JSON ({exc})", "fix the JSON syntax") from None
+    if not isinstance(description, dict):
+        raise InputError(path, "must hold a JSON object {...}",
+                         'write at least {"Name": "...", "BIDSVersion": "1.9.0"}')
 
 
 def _make_run(pet: Path, layout: Any, t1w_query: dict, anat_required: bool) -> PetRun:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import os
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -205,6 +206,10 @@ def check_image(path: Path, *, what: str = "image") -> tuple[int, ...]:
     import nibabel as nb
 
     hint = "replace it with the full image (re-convert it from the scanner data)"
+    if path.is_symlink() and not path.exists():
+        raise InputError(path, f"{what} is a broken symbolic link (to {os.readlink(path)}), "
+                         "e.g. a DataLad/git-annex file whose content was not fetched",
+                         "fetch the content (datalad get / git annex get) or replace the link")
     if not path.is_file():
         raise InputError(path, f"{what} not found", hint)
     if path.stat().st_size == 0:
@@ -229,6 +234,52 @@ def check_image(path: Path, *, what: str = "image") -> tuple[int, ...]:
         raise InputError(path, f"{what} has {len(img.shape)} dimensions "
                          f"({'x'.join(map(str, img.shape))}); expected 3 or 4")
     return tuple(int(n) for n in img.shape)
+
+
+def check_pet_values(path: Path) -> None:
+    """Check the voxel values of a PET image that :func:`check_image` accepted.
+
+    Rejected, because the program would have to guess what they mean: NaN or ±Inf values
+    anywhere (a failed reconstruction or conversion), and a frame of zeros after a frame with
+    data (a lost frame: activity cannot vanish within a scan). Frames of zeros at the start,
+    before the tracer arrives, are accepted.
+
+    Parameters
+    ----------
+    path
+        3D or 4D PET NIfTI, read one frame at a time (memory of one frame).
+
+    Raises
+    ------
+    InputError
+        Naming the image, the number of bad values and the first frame concerned.
+    """
+    import nibabel as nb
+
+    image_class = type(nb.load(path))  # NIfTI-1 or NIfTI-2
+    opener = gzip.open if _is_gzip(path) else open
+    with opener(path, "rb") as stream:  # one pass through the file, one frame in memory
+        img = image_class.from_stream(stream)
+        n_frames = img.shape[3] if len(img.shape) == 4 else 1
+        frames = ((img.dataobj[..., t] if len(img.shape) == 4 else img.dataobj)
+                  for t in range(n_frames))
+        counts = np.array([(np.count_nonzero(~np.isfinite(f)), np.count_nonzero(f))
+                           for f in map(np.asanyarray, frames)])
+    nonfinite, nonzero = counts[:, 0], counts[:, 1]
+    if nonfinite.any():
+        bad = np.flatnonzero(nonfinite)
+        raise InputError(path, f"PET image has {int(nonfinite.sum())} NaN/Inf voxel values in "
+                         f"{bad.size} frame(s), the first in frame {bad[0]}",
+                         "write 0 where there is no data, in the reconstruction or conversion")
+    if not nonzero.any():
+        raise InputError(path, "PET image is all zeros", "check the conversion from the scanner")
+    empty = np.flatnonzero(nonzero == 0)
+    late = empty[empty > np.flatnonzero(nonzero)[0]]
+    if late.size:
+        raise InputError(path, f"frame {late[0]} of the PET image is all zeros although earlier "
+                         "frames have data (a lost frame)",
+                         "re-reconstruct it, or remove it from the image and from "
+                         "FrameTimesStart/FrameDuration")
 
 
 def _is_gzip(path: Path) -> bool:

@@ -20,11 +20,21 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 from ketpet_bids.bids.layout import PetRun
-from ketpet_bids.bids.metadata import PetMetadata, check_image, read_pet_metadata
+from ketpet_bids.bids.metadata import (
+    PetMetadata,
+    check_image,
+    check_pet_values,
+    read_pet_metadata,
+)
+from ketpet_bids.core.units import activity_concentration_factor
 from ketpet_bids.errors import InputError
 
 VALIDATOR = "bids-validator-deno"
@@ -43,6 +53,9 @@ def find_validator() -> Path | None:
 
 def validate_bids(bids_dir: Path) -> list[str]:
     """Run the BIDS validator on ``bids_dir``.
+
+    The validator's cache (``DENO_DIR``) is a temporary directory under ``TMPDIR``, deleted
+    afterwards, so that nothing is written to the user's home directory.
 
     Parameters
     ----------
@@ -70,9 +83,10 @@ def validate_bids(bids_dir: Path) -> list[str]:
         return [f"BIDS validation skipped: {VALIDATOR} not found next to {sys.executable} or "
                 "on PATH (install the bids-validator-deno package)"]
     try:
-        proc = subprocess.run([str(exe), "--format", "json", str(bids_dir)],
-                              capture_output=True, text=True, timeout=VALIDATOR_TIMEOUT_S,
-                              check=False)
+        with tempfile.TemporaryDirectory(prefix="ketpet_validator_") as cache:
+            proc = subprocess.run([str(exe), "--format", "json", str(bids_dir)],
+                                  capture_output=True, text=True, timeout=VALIDATOR_TIMEOUT_S,
+                                  check=False, env={**os.environ, "DENO_DIR": cache})
         report = json.loads(proc.stdout)
         issues = report["issues"]["issues"]
         messages = report["issues"].get("codeMessages", {})
@@ -151,7 +165,8 @@ def _check_writable(option: str, given: Path, resolved: Path) -> None:
 
 def check_pet_run(run: PetRun) -> PetMetadata:
     """Check the files of one run before processing: sidecar fields, PET image (readable,
-    complete, frames matching the sidecar) and T1w image (readable, complete, 3D).
+    complete, frames matching the sidecar, voxel values as :func:`check_pet_values` requires),
+    T1w image (readable, complete, 3D) and blood recordings (:func:`check_blood`).
 
     Returns
     -------
@@ -164,9 +179,93 @@ def check_pet_run(run: PetRun) -> PetMetadata:
         The first problem found, naming the file and the field.
     """
     meta = read_pet_metadata(run.sidecar, image_path=run.pet)
+    check_pet_values(run.pet)
+    for blood in run.blood:
+        check_blood(blood)
     if run.t1w is not None:
         shape = check_image(run.t1w, what="T1w image")
         if len(shape) == 4 and shape[3] > 1:
             raise InputError(run.t1w, f"T1w image is 4D ({'x'.join(map(str, shape))}); a 3D "
                              "image is needed", "give a single T1w volume")
     return meta
+
+
+def check_blood(tsv: Path) -> None:
+    """Check a ``_blood.tsv`` recording and its same-named JSON sidecar.
+
+    Required: the sidecar (a JSON object); a readable table with at least one sample; a
+    finite number or ``n/a`` in every cell; a ``time`` column without ``n/a``, strictly
+    increasing, in seconds (its ``Units``, when given, must be ``s``); and for every
+    ``*_radioactivity`` column, ``Units`` that
+    :func:`~ketpet_bids.core.units.activity_concentration_factor` knows.
+
+    Raises
+    ------
+    InputError
+        The first problem found, naming the file, the column and the sample (1 = first).
+    """
+    tsv = Path(tsv)
+    sidecar = tsv.with_suffix(".json")
+    if not sidecar.is_file():
+        raise InputError(tsv, f"blood sidecar {sidecar.name} is missing",
+                         "add it beside the table, with the Units of every column")
+    try:
+        meta = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(sidecar, f"not valid JSON ({exc})", "fix the JSON syntax") from None
+    if not isinstance(meta, dict):
+        raise InputError(sidecar, "the sidecar must hold a JSON object {...}")
+    try:
+        table = pd.read_csv(tsv, sep="\t", dtype=str, keep_default_na=False)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise InputError(tsv, f"blood table cannot be read ({type(exc).__name__}: {exc})",
+                         "write a tab-separated table with a header row") from None
+    if "time" not in table.columns:
+        raise InputError(tsv, "blood table has no 'time' column (columns: "
+                         f"{', '.join(map(str, table.columns))})",
+                         "name the sample-time column 'time' (seconds)")
+    if table.empty:
+        raise InputError(tsv, "blood table has no samples")
+    numbers = {column: _blood_column(table[column], tsv, column) for column in table.columns}
+    _check_blood_time(numbers["time"], _column_units(meta, "time") or "s", tsv, sidecar)
+    for column in (c for c in table.columns if str(c).endswith("_radioactivity")):
+        units = _column_units(meta, column)
+        if units is None:
+            raise InputError(sidecar, f"the Units of blood column {column} are not given",
+                             f'add "{column}": {{"Units": "Bq/mL", ...}}')
+        try:
+            activity_concentration_factor(units)
+        except ValueError as exc:
+            raise InputError(sidecar, f"{column}: {exc}") from None
+
+
+def _column_units(meta: dict, column: str) -> str | None:
+    """``meta[column]["Units"]`` of a BIDS tabular sidecar, or None."""
+    described = meta.get(column)
+    return described.get("Units") if isinstance(described, dict) else None
+
+
+def _blood_column(cells: pd.Series, tsv: Path, column: str) -> np.ndarray:
+    """A column as float64 (``n/a`` → NaN); anything else but a finite number is refused."""
+    text = cells.str.strip()
+    numbers = pd.to_numeric(text.replace("n/a", "nan"), errors="coerce").to_numpy(dtype=float)
+    bad = np.flatnonzero(np.isinf(numbers) | (np.isnan(numbers) & (text != "n/a").to_numpy()))
+    if bad.size:
+        raise InputError(tsv, f"column {column}, sample {bad[0] + 1}: {cells.iloc[bad[0]]!r} "
+                         "is not a number", "use finite numbers, and n/a for a missing value")
+    return numbers
+
+
+def _check_blood_time(time: np.ndarray, units: str, tsv: Path, sidecar: Path) -> None:
+    if units != "s":
+        raise InputError(sidecar, f"blood time Units are {units!r}; BIDS blood times are "
+                         "seconds", "convert the time column to seconds")
+    if np.isnan(time).any():
+        sample = int(np.flatnonzero(np.isnan(time))[0]) + 1
+        raise InputError(tsv, f"column time, sample {sample}: every sample needs a time")
+    steps = np.flatnonzero(np.diff(time) <= 0)
+    if steps.size:
+        i = int(steps[0])
+        raise InputError(tsv, f"column time is not increasing: sample {i + 2} at {time[i + 1]:g} "
+                         f"s follows sample {i + 1} at {time[i]:g} s",
+                         "sort the samples by time, one row per sample time")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,12 +45,9 @@ class Progress:
 
 def check_runs(settings: Settings) -> tuple[list[PetRun], dict[Path, PetMetadata], list[str]]:
     """Find and validate every PET run before anything is computed (InputError → exit 2)."""
-    from ketpet_bids.bids.validate import check_output_dir, check_pet_run, validate_bids
+    from ketpet_bids.bids.validate import check_pet_run, validate_bids
     from ketpet_bids.cli.run import check_settings
 
-    if not settings.bids_dir.is_dir():
-        raise InputError(settings.bids_dir, "BIDS_DIR does not exist", "check the path")
-    check_output_dir(settings.bids_dir, settings.output_dir, settings.work_dir)
     check_settings(settings)
     warnings = [] if settings.skip_bids_validation else validate_bids(settings.bids_dir)
     runs = discover_pet_runs(
@@ -119,8 +119,42 @@ def plugin_arguments(settings: Settings, progress: Callable) -> dict:
     return args
 
 
+@contextmanager
+def scratch_environment(settings: Settings) -> Iterator[None]:
+    """Temporary files of this run (ANTs, matplotlib) go inside the work directory.
+
+    ``TMPDIR`` and ``MPLCONFIGDIR`` point into the work dir while the run lasts (workers inherit
+    them), so nothing is written outside OUTPUT_DIR and the work dir; both are restored after.
+    """
+    from ketpet_bids.bids.validate import check_output_dir
+
+    if not settings.bids_dir.is_dir():
+        raise InputError(settings.bids_dir, "BIDS_DIR does not exist", "check the path")
+    check_output_dir(settings.bids_dir, settings.output_dir, settings.work_dir)
+    paths = {"TMPDIR": settings.work_dir / "tmp", "MPLCONFIGDIR": settings.work_dir / "matplotlib"}
+    saved = {name: os.environ.get(name) for name in paths}
+    for name, path in paths.items():
+        path.mkdir(parents=True, exist_ok=True)
+        os.environ[name] = str(path)
+    tempfile.tempdir = None
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        tempfile.tempdir = None
+
+
 def run_participant_level(settings: Settings) -> list[Path]:
     """Run the participant level; return the report files written."""
+    with scratch_environment(settings):
+        return _run_participant_level(settings)
+
+
+def _run_participant_level(settings: Settings) -> list[Path]:
     started = time.monotonic()
     runs, metadata, warnings = check_runs(settings)
     from ketpet_bids.reports.participant import build_participant_report

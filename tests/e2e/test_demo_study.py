@@ -40,7 +40,7 @@ def demo(tmp_path_factory):
     simulate_study(out / "bids", n_patients=2, n_controls=2, size="tiny", seed=11,
                    preset="k2-ketamine", noise=0.0, psf_fwhm_mm=0.0)
     before = _snapshot(out / "bids")
-    code = demo_main([str(out), "--nprocs", "2"])
+    code = demo_main([str(out), "--nprocs", "2", "--noise", "0", "--psf-fwhm", "0"])
     return {"out": out, "code": code, "bids_before": before}
 
 
@@ -113,6 +113,56 @@ def test_voxelwise_suvr_inside_regions_matches_truth(demo, session):
     assert checked >= 3
 
 
+@pytest.mark.parametrize("session", ["baseline", "post"])
+def test_voxelwise_logan_vt_inside_regions_matches_logan_on_the_true_curves(demo, session):
+    """Preset k2 adds Logan VT with the arterial input when blood data exist.
+
+    Logan itself underestimates the true VT = K1/k2·(1 + k3/k4) of these slow 2TCM curves on a
+    60-min scan (the plot is not yet linear; measured −6% to −9% here, a model property, not a
+    pipeline error). So the reference is Logan applied to the true regional TACs with the
+    true, noise-free blood samples and the t* the pipeline chose; deep inside large regions the
+    VT map must match it within 2% (registration and trilinear resampling of a noise-free
+    image); and the model bias against truth must stay within the measured 0 to −12%."""
+    from ketpet_bids.core.blood import plasma_input
+    from ketpet_bids.core.kinetics.base import Frames, ModelInputs
+    from ketpet_bids.core.kinetics.registry import get_model
+
+    out, sub = demo["out"], "01"
+    der = out / "derivatives"
+    src = f"sub-{sub}_ses-{session}_trc-K2"
+    vt_map = nib.load(der / output_path("mimap", subject=sub, session=session, src=src,
+                                        space="T1w", model="logan", param="VT"))
+    sidecar = json.loads((der / output_path("kinpar", subject=sub, session=session, src=src,
+                                            atlas="sim", model="logan")
+                          ).with_suffix(".json").read_text())
+    labels_img = nib.load(der / output_path("dseg", subject=sub, atlas="sim"))
+    names = pd.read_csv(der / output_path("dseg_tsv", subject=sub, atlas="sim"), sep="\t")
+    kinpar = _truth(out, sub, session, "desc-true_kinpar").set_index("region")
+    tacs = _truth(out, sub, session, "desc-true_tacs")
+    # The study is noise-free, so the recorded samples are the true ones.
+    blood = out / "bids" / f"sub-{sub}" / f"ses-{session}" / "pet" / f"{src}_recording-manual_blood.tsv"
+    frames = Frames.from_lists(tacs["frame_start"], tacs["frame_end"] - tacs["frame_start"])
+    plasma, _ = plasma_input([blood], scan_end_s=float(tacs["frame_end"].iloc[-1]),
+                             half_life_s=sidecar["HalfLife"])
+    regions = [n for n in names["name"] if n in tacs.columns]
+    model = get_model("logan", input_kind="plasma")
+    expected = model.fit_regional(tacs[regions].to_numpy().T, frames,
+                                  ModelInputs(plasma=plasma, tstar=sidecar["TStar"]))["VT"]
+    expected = dict(zip(regions, expected, strict=True))
+    labels = np.asarray(labels_img.dataobj)
+    values = np.asarray(vt_map.dataobj)
+    erosion = int(round(8.0 / labels_img.header.get_zooms()[0]))
+    checked = 0
+    for index, name in zip(names["index"], names["name"], strict=True):
+        core = ndimage.binary_erosion(labels == index, iterations=erosion)
+        if core.sum() < 50 or kinpar.loc[name, "VT"] <= 0.5:
+            continue
+        assert float(np.median(values[core])) == pytest.approx(expected[name], rel=0.02), name
+        assert -0.12 < expected[name] / kinpar.loc[name, "VT"] - 1 <= 0.0, name
+        checked += 1
+    assert checked >= 3
+
+
 def test_reference_tac_matches_truth_within_partial_volume_bias(demo):
     """The whole-brain reference mixes in CSF and skull at its 4 mm PET-voxel border; we measured
     a −4 to −6% bias in late frames on this phantom, so ±8% bounds it with room for motion."""
@@ -162,3 +212,48 @@ def test_rerun_resumes_from_the_work_directory(demo):
     assert code == 0
     assert [p.stat().st_mtime_ns for p in results] == stamps
     assert [p.read_bytes() for p in kinpar] == contents
+
+
+@pytest.fixture(scope="module")
+def gtm_run(tmp_path_factory):
+    """One noise-free scan blurred by a known 6 mm PSF, processed with GTM."""
+    from ketpet_bids.sim import simulate_study
+
+    out = tmp_path_factory.mktemp("gtm")
+    simulate_study(out / "bids", n_patients=0, n_controls=1, size="tiny", seed=5, noise=0.0,
+                   psf_fwhm_mm=6.0)
+    code = ketpet_main([str(out / "bids"), str(out / "der"), "participant", "-w",
+                        str(out / "work"), "--preset", "k2", "--models", "suvr",
+                        "--pvc", "gtm", "--pvc-psf", "6", "--no-progress",
+                        "--skip-bids-validation",
+                        "--anat-derivatives", str(out / "bids" / "derivatives" / "sim-anat")])
+    return {"out": out, "code": code}
+
+
+def test_gtm_recovers_regional_suvr_that_the_psf_biases(gtm_run):
+    """With the PSF known, GTM-corrected SUVR of every brain region ≥ 1 cm³ is within 5% of
+    truth, where uncorrected values are biased by up to ~30%; the 64 mm³ habenula moves closer
+    to truth. Measured: −4% to +2%. What is left comes mostly from the transfer matrix being
+    blurred on the tiny study's 4 mm PET grid, where the 6 mm Gaussian is only 0.64 voxels wide
+    (issue 10 tracks the 1% goal), plus 0.1–0.4 mm of registration error. CSF (true SUVR ≈ 0.07)
+    is left out: a relative error of near-zero activity says nothing."""
+    assert gtm_run["code"] == 0
+    out = gtm_run["out"]
+    src = "sub-01_ses-baseline_trc-K2"
+
+    def suvr(pvc):
+        path = out / "der" / output_path("kinpar", subject="01", session="baseline", src=src,
+                                         atlas="sim", model="suvr", pvc=pvc)
+        return pd.read_csv(path, sep="\t", keep_default_na=False).set_index("region")["SUVR"]
+
+    truth = _truth(out, "01", "baseline", "desc-true_kinpar").set_index("region")
+    corrected, uncorrected = suvr("gtm"), suvr(None)
+    large = truth.index[(truth["volume_mm3"] >= 1000) & truth.index.isin(corrected.index)
+                        & (truth["SUVR"] > 0.2)]
+    assert len(large) >= 8
+    for region in large:
+        assert corrected[region] == pytest.approx(truth.loc[region, "SUVR"], rel=0.05), region
+    assert max(abs(uncorrected[r] / truth.loc[r, "SUVR"] - 1) for r in large) > 0.10
+    for side in ("habenula-left", "habenula-right"):
+        error = abs(corrected[side] - truth.loc[side, "SUVR"])
+        assert error < abs(uncorrected[side] - truth.loc[side, "SUVR"]), side
