@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -93,6 +92,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
     (["--pvc", "rbv", "--pvc-psf", "6", "6"], "--pvc-psf"),  # two values
     (["--voxelwise", "MNI"], "--voxelwise"),              # not available yet: refused
     (["--suvr-window", "3000", "1800"], "--suvr-window"),
+    (["--plugin", "SLURMGraph"], "--plugin"),             # returns before outputs exist
 ])
 def test_bad_or_unavailable_options_are_refused_not_ignored(tmp_path, capsys, options, named):
     bids = tmp_path / "bids"
