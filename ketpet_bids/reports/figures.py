@@ -202,7 +202,7 @@ def label_boundaries(labels: np.ndarray) -> np.ndarray:
     Examples
     --------
     >>> lab = np.zeros((5, 5), int); lab[1:4, 1:4] = 2
-    >>> label_boundaries(lab).astype(int).sum()   # the 8 outer pixels of the 3×3 square
+    >>> int(label_boundaries(lab).sum())   # the 8 outer pixels of the 3×3 square
     8
     """
     padded = np.pad(labels, 1, mode="edge")

@@ -31,8 +31,13 @@ nav a { margin-right: 1em; }
 
 
 def esc(value: Any) -> str:
-    """HTML-escape ``str(value)``."""
-    return html.escape(str(value), quote=True)
+    """HTML-escape a value; floats with 6 significant digits (no binary-rounding noise).
+
+    >>> esc(514429999.99999994), esc("<b>")
+    ('5.1443e+08', '&lt;b&gt;')
+    """
+    text = f"{value:.6g}" if isinstance(value, float) else str(value)
+    return html.escape(text, quote=True)
 
 
 def page(title: str, sections: Iterable[tuple[str, str, str]]) -> str:
