@@ -195,9 +195,10 @@ def check_blood(tsv: Path) -> None:
 
     Required: the sidecar (a JSON object); a readable table with at least one sample; a
     finite number or ``n/a`` in every cell; a ``time`` column without ``n/a``, strictly
-    increasing, in seconds (its ``Units``, when given, must be ``s``); and for every
+    increasing, in seconds (its ``Units``, when given, must be ``s``); for every
     ``*_radioactivity`` column, ``Units`` that
-    :func:`~ketpet_bids.core.units.activity_concentration_factor` knows.
+    :func:`~ketpet_bids.core.units.activity_concentration_factor` knows; and a
+    ``metabolite_parent_fraction`` within [0, 1].
 
     Raises
     ------
@@ -237,6 +238,17 @@ def check_blood(tsv: Path) -> None:
             activity_concentration_factor(units)
         except ValueError as exc:
             raise InputError(sidecar, f"{column}: {exc}") from None
+    if "metabolite_parent_fraction" in numbers:
+        _check_fraction(numbers["metabolite_parent_fraction"], tsv)
+
+
+def _check_fraction(values: np.ndarray, tsv: Path) -> None:
+    """Parent fractions lie in [0, 1] (percentages are a common mistake)."""
+    bad = np.flatnonzero((values < 0) | (values > 1))
+    if bad.size:
+        raise InputError(tsv, f"metabolite_parent_fraction of sample {bad[0] + 1} is "
+                         f"{values[bad[0]]:g}, outside [0, 1]",
+                         "give fractions, not percentages (divide by 100)")
 
 
 def _column_units(meta: dict, column: str) -> str | None:

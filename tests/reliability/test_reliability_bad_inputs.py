@@ -162,6 +162,15 @@ def _comma_decimal(text: str) -> str:
     return "".join("\t".join(row) + "\n" for row in rows)
 
 
+def _percent_parent_fraction(text: str) -> str:
+    """Parent fractions written as percentages (a common mistake)."""
+    rows = [line.split("\t") for line in text.splitlines()]
+    column = rows[0].index("metabolite_parent_fraction")
+    for row in rows[1:]:
+        row[column] = f"{float(row[column]) * 100:g}"
+    return "".join("\t".join(row) + "\n" for row in rows)
+
+
 def _swap_rows(text: str) -> str:
     lines = text.splitlines()
     lines[3], lines[4] = lines[4], lines[3]
@@ -302,6 +311,9 @@ CASES: dict[str, Case] = {
     "blood-time-unsorted": Case(_blood_table(_swap_rows), _blood,
                                 r"column time is not increasing: sample 4 at 15 s follows "
                                 r"sample 3 at 20 s"),
+    "blood-parent-fraction-percent": Case(_blood_table(_percent_parent_fraction), _blood,
+                                          r"metabolite_parent_fraction of sample 1 is [0-9.]+, "
+                                          r"outside \[0, 1\]"),
     "blood-no-samples": Case(_blood_table(lambda s: s.splitlines()[0] + "\n"), _blood,
                              r"blood table has no samples"),
     "blood-sidecar-missing": Case(lambda b, t: _blood_json(b).unlink() or [], _blood,
