@@ -20,6 +20,9 @@ from ketpet_bids.errors import InputError, ProcessingError
 from ketpet_bids.settings import Settings
 
 BATCH_PLUGINS = ("SLURM", "SGE", "PBS")
+# Models that use the arterial input when a run has blood data (Logan and Patlak otherwise
+# fall back to the reference region).
+PLASMA_MODELS = ("logan", "patlak", "1tcm", "2tcm", "2tcmirr")
 
 
 @dataclass
@@ -188,21 +191,33 @@ def _run_participant_level(settings: Settings) -> list[Path]:
     return reports
 
 
-def methods_stages(settings: Settings, atlases: list[str]) -> dict[str, dict]:
+def methods_stages(settings: Settings, atlases: list[str], runs: list[PetRun]
+                   ) -> dict[str, dict]:
     """The stages that ran and their settings, for the methods boilerplate."""
+    from ketpet_bids.workflows.base import run_models
+
     stages: dict[str, dict] = {
         "anat": ({"source": "derivatives", "derivatives": str(settings.anat_derivatives)}
                  if settings.anat_derivatives else {}),
         "coreg": {"method": settings.coreg},
         "regions": {"atlases": atlases},
         "tacs": {},
-        "models": {"models": list(settings.models), "ref_region": settings.ref_region,
+        "models": {"models": list(dict.fromkeys(m for run in runs
+                                                for m in run_models(settings, run))),
+                   "ref_region": settings.ref_region,
                    "voxelwise": settings.voxelwise},
     }
     if not settings.hmc_off:
         stages["hmc"] = {"start_time": settings.hmc_start_time,
                          "reference": "the time-weighted mean of the frames after the start "
                          f"time, smoothed with a {settings.hmc_fwhm:g} mm FWHM Gaussian"}
+    if settings.pvc:
+        from ketpet_bids.workflows.base import pvc_psf
+
+        stages["pvc"] = {"methods": list(settings.pvc), "psf_fwhm_mm": list(pvc_psf(settings))}
+    if any(run.blood and set(run_models(settings, run)) & set(PLASMA_MODELS) for run in runs):
+        stages["blood"] = {"interpolation": "linear",
+                           "parent fraction": "Hill function fitted to the samples"}
     if {"suv", "suvr"} & set(settings.models):
         stages["models"]["suvr_window"] = settings.suvr_window
     if settings.preset:
@@ -220,7 +235,7 @@ def write_methods(settings: Settings, runs: list[PetRun]) -> None:
     )
 
     atlases = sorted({a for item in _report_runs(settings, runs, None) for a in item["atlases"]})
-    text = methods_text(methods_stages(settings, atlases), software_versions())
+    text = methods_text(methods_stages(settings, atlases, runs), software_versions())
     write_citation(settings.output_dir, text, cited_bibtex(text))
 
 

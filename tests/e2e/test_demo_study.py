@@ -257,3 +257,20 @@ def test_gtm_recovers_regional_suvr_that_the_psf_biases(gtm_run):
     for side in ("habenula-left", "habenula-right"):
         error = abs(corrected[side] - truth.loc[side, "SUVR"])
         assert error < abs(uncorrected[side] - truth.loc[side, "SUVR"]), side
+
+
+def test_every_report_links_only_local_non_empty_files(demo):
+    """Each participant report and the group report: every src/href that is not an anchor is a
+    local file that exists and is non-empty; nothing is fetched from the network."""
+    import re
+
+    der = demo["out"] / "derivatives"
+    pages = sorted(der.glob("sub-*.html")) + [der / "group" / "group.html"]
+    assert len(pages) == 5
+    for page in pages:
+        links = re.findall(r'(?:src|href)="([^"]+)"', page.read_text())
+        assert links, page.name
+        assert not [link for link in links if "://" in link or link.startswith("//")], page.name
+        for link in (link for link in links if not link.startswith("#")):
+            target = page.parent / link
+            assert target.is_file() and target.stat().st_size > 0, (page.name, link)
