@@ -131,14 +131,6 @@ def write_pet_to_t1w(path: str | Path, pet_to_t1w: npt.ArrayLike) -> Path:
     return Path(path)
 
 
-def read_pet_to_t1w(path: str | Path) -> np.ndarray:
-    """Read the RAS ``pet_to_t1w`` matrix written by :func:`write_pet_to_t1w`, shape (4, 4)."""
-    matrix = np.loadtxt(path, dtype=float)
-    if matrix.shape != (4, 4) or not np.allclose(matrix[3], [0, 0, 0, 1]):
-        raise ValueError(f"{path}: not a 4×4 affine matrix")
-    return matrix
-
-
 # --- quality measures ------------------------------------------------------------------------
 
 def pet_foreground(petref: np.ndarray, affine: npt.ArrayLike,

@@ -29,7 +29,7 @@ class _CoregPETInputSpec(BaseInterfaceInputSpec):
 
 class _CoregPETOutputSpec(TraitedSpec):
     pet_to_t1w_xfm = File(exists=True, desc="ITK affine text file (LPS, T1w → petref points)")
-    pet_to_t1w_matrix = File(exists=True, desc="RAS 4×4 pet_to_t1w (core.coreg.read_pet_to_t1w)")
+    pet_to_t1w_matrix = File(exists=True, desc="RAS 4×4 pet_to_t1w (core.tacs.read_matrix)")
     petref_t1w = File(exists=True, desc="petref resampled to the T1w grid (float32)")
     coreg_json = File(exists=True, desc="similarity, initialisation, warnings")
 

@@ -2,8 +2,8 @@
 
 Graph: one sub-workflow per participant (anatomy once, shared by all their PET runs, so that
 regions are identical across sessions), and inside it one sub-workflow per PET run:
-prepare (units, decay) → head-motion correction → co-registration → regional TACs per atlas →
-kinetic models per atlas → sinks.
+prepare (units, decay) → head-motion correction → co-registration → regional TACs per atlas
+(uncorrected and per PVC method) → kinetic models on each set of TACs → sinks.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
 from ketpet_bids.bids.anat_derivatives import (
@@ -119,13 +120,12 @@ def anatomical_reference(runs: list[PetRun]) -> Path:
 
 
 def _pick(items: list, index: int):
+    """Connection function: one entry of a list output (runs inside nipype)."""
     return items[index]
 
 
 def init_pet_wf(settings: Settings, run: PetRun, atlas_names: list[str]) -> pe.Workflow:
-    """One PET run: prepare → HMC → co-registration → TACs and models per atlas → sinks."""
-    from nipype.interfaces import utility as niu
-
+    """One PET run: prepare → HMC → co-registration → TACs, PVC and models per atlas → sinks."""
     label = run.source_prefix.replace("-", "").replace("_", "")
     workflow = pe.Workflow(name=f"pet_{label}_wf")
     inputnode = pe.Node(niu.IdentityInterface(

@@ -13,6 +13,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from ketpet_bids.core import coreg, motion  # noqa: E402
+from ketpet_bids.core.tacs import read_matrix
 from ketpet_bids.workflows.pet.coreg import init_pet_coreg_wf  # noqa: E402
 from ketpet_bids.workflows.pet.hmc import init_pet_hmc_wf  # noqa: E402
 
@@ -177,7 +178,7 @@ def test_coreg_wf_ants_and_identity(tmp_path):
               "t1w_mask": str(tmp_path / "mask.nii.gz")}
 
     out = run(init_pet_coreg_wf(mode="ants", seed=2), tmp_path / "ants", **inputs)
-    matrix = coreg.read_pet_to_t1w(out["pet_to_t1w_matrix"])
+    matrix = read_matrix(out["pet_to_t1w_matrix"])
     np.testing.assert_allclose(coreg.read_itk_affine(out["pet_to_t1w_xfm"]), matrix, atol=1e-9)
     pts = np.c_[np.argwhere(mask), np.ones(mask.sum())] @ t1w_affine.T
     error = np.linalg.norm((pts @ np.linalg.inv(matrix).T - pts @ np.linalg.inv(truth).T)[:, :3],
@@ -193,7 +194,7 @@ def test_coreg_wf_ants_and_identity(tmp_path):
     out = run(init_pet_coreg_wf(mode="identity"), tmp_path / "identity", petref=str(petref),
               t1w=str(tmp_path / "aligned_t1w.nii.gz"),
               t1w_mask=str(tmp_path / "aligned_mask.nii.gz"))
-    np.testing.assert_array_equal(coreg.read_pet_to_t1w(out["pet_to_t1w_matrix"]), np.eye(4))
+    np.testing.assert_array_equal(read_matrix(out["pet_to_t1w_matrix"]), np.eye(4))
     np.testing.assert_allclose(coreg.read_itk_affine(out["pet_to_t1w_xfm"]), np.eye(4),
                                atol=1e-15)
     np.testing.assert_array_equal(nib.load(out["petref_t1w"]).get_fdata(dtype=np.float32),

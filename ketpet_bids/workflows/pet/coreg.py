@@ -50,7 +50,7 @@ def init_pet_coreg_wf(*, mode: Literal["ants", "identity"] = "ants", omp_nthread
         ITK ``AffineTransform_double_3_3`` text file for ``antsApplyTransforms -i petref
         -r T1w -t xfm``.
     pet_to_t1w_matrix
-        Text 4×4 RAS ``pet_to_t1w`` matrix (``core.coreg.read_pet_to_t1w``).
+        Text 4×4 RAS ``pet_to_t1w`` matrix (``core.tacs.read_matrix``).
     petref_t1w
         PET reference resampled to the T1w grid.
     coreg_json
