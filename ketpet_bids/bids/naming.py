@@ -91,6 +91,10 @@ OUTPUTS: dict[str, OutputSpec] = {
         OutputSpec("t1w_to_mni_xfm", "anat", "xfm.h5",
                    "T1w to MNI152NLin2009cAsym composite transform (ANTs HDF5).",
                    fixed=(("from", "T1w"), ("to", "MNI152NLin2009cAsym"), ("mode", "image"))),
+        OutputSpec("mni_to_t1w_xfm", "anat", "xfm.h5",
+                   "MNI152NLin2009cAsym to T1w composite transform (ANTs HDF5; brings atlases "
+                   "into T1w space).",
+                   fixed=(("from", "MNI152NLin2009cAsym"), ("to", "T1w"), ("mode", "image"))),
         OutputSpec("dseg", "anat", "dseg.nii.gz", "Region labels in T1w space.",
                    required=("atlas",)),
         OutputSpec("dseg_tsv", "anat", "dseg.tsv", "Region label table (index, name).",
@@ -108,6 +112,10 @@ OUTPUTS: dict[str, OutputSpec] = {
         OutputSpec("kinpar", "pet", "kinpar.tsv",
                    "Regional kinetic-model parameters and fit diagnostics, one row per region.",
                    required=("atlas", "model"), optional=("pvc",)),
+        OutputSpec("model_fit", "pet", "tacs.tsv",
+                   "Regional model fits in long format: region, frame_start, frame_end (s), x, "
+                   "observed, predicted, weight (the fitted variable of each model).",
+                   required=("atlas", "model"), optional=("pvc",), fixed=(("desc", "fit"),)),
         OutputSpec("mimap", "pet", "mimap.nii.gz", "Voxelwise parametric map.",
                    required=("space", "model", "param"), optional=("pvc",)),
         OutputSpec("figure", "figure", "", "Report figure.", required=("desc",)),
