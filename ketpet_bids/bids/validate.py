@@ -25,6 +25,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from ketpet_bids.bids.layout import PetRun
@@ -166,7 +167,8 @@ def _check_writable(option: str, given: Path, resolved: Path) -> None:
 def check_pet_run(run: PetRun) -> PetMetadata:
     """Check the files of one run before processing: sidecar fields, PET image (readable,
     complete, frames matching the sidecar, voxel values as :func:`check_pet_values` requires),
-    T1w image (readable, complete, 3D) and blood recordings (:func:`check_blood`).
+    T1w image (readable, complete, 3D), the two fields of view
+    (:func:`check_fields_of_view`) and blood recordings (:func:`check_blood`).
 
     Returns
     -------
@@ -187,7 +189,104 @@ def check_pet_run(run: PetRun) -> PetMetadata:
         if len(shape) == 4 and shape[3] > 1:
             raise InputError(run.t1w, f"T1w image is 4D ({'x'.join(map(str, shape))}); a 3D "
                              "image is needed", "give a single T1w volume")
+        import nibabel as nb
+
+        pet, t1w = nb.load(run.pet), nb.load(run.t1w)
+        check_fields_of_view(run.pet, pet.shape, pet.affine, run.t1w, t1w.shape, t1w.affine)
     return meta
+
+
+#: The PET's smallest extent must be at least this fraction of the T1w's largest extent.
+MIN_PET_FOV_FRACTION = 0.25
+#: The PET's extent along the body axis may be at most this multiple of the T1w's largest.
+MAX_PET_AXIAL_FOV_RATIO = 4.0
+
+
+def field_of_view_mm(shape: tuple[int, ...], affine: npt.ArrayLike) -> np.ndarray:
+    """Physical extent of an image along each of its first three voxel axes.
+
+    Parameters
+    ----------
+    shape
+        Image shape (3D or 4D; only the first three entries are used).
+    affine
+        Shape ``(4, 4)``, voxel → RAS mm.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(3,)``, mm: number of voxels × voxel size (independent of orientation and
+        origin, so oblique, LPS or far-off images measure the same as their RAS twin).
+
+    Examples
+    --------
+    >>> field_of_view_mm((48, 56, 40, 14), np.diag([-4.0, 4.0, 4.0, 1.0])).tolist()
+    [192.0, 224.0, 160.0]
+    """
+    voxel = np.linalg.norm(np.asarray(affine, dtype=float)[:3, :3], axis=0)
+    return np.asarray(shape[:3], dtype=float) * voxel
+
+
+def check_fields_of_view(pet: Path, pet_shape: tuple[int, ...], pet_affine: npt.ArrayLike,
+                         t1w: Path, t1w_shape: tuple[int, ...],
+                         t1w_affine: npt.ArrayLike) -> None:
+    """Refuse a PET and a T1w whose fields of view cannot show the same head.
+
+    The T1w's largest extent ``H`` (mm) is the head scale (a T1w of the head is ~220–260 mm
+    along its longest axis). The PET is refused when
+
+    * its extent along any voxel axis is below ``H / 4`` (:data:`MIN_PET_FOV_FRACTION`;
+      ~55–65 mm): a slab through part of the head, which the co-registration cannot place
+      (it starts by aligning the centres of mass, and the ±20° starts do not correct the
+      tens of mm a partial slab's centre is off), and whose regions outside the slab would
+      get no values; or voxel sizes written in the wrong unit (cm as mm make a 200 mm head
+      20 mm);
+    * its extent along the body axis (the voxel axis closest to world superior–inferior)
+      exceeds ``4 H`` (:data:`MAX_PET_AXIAL_FOV_RATIO`; ~0.9–1 m): a whole-body scan, whose
+      centre of mass lies in the trunk, far beyond the registration's capture range. Brain
+      PET axial fields of view are 150–300 mm on clinical and brain scanners (495 mm on the
+      longest brain-dedicated one), below ``4 H`` for any T1w with ``H`` ≥ 124 mm;
+      whole-body scans of 5 or more bed positions are ≥ 1 m. The transaxial extent is not
+      limited: brain PET is often reconstructed over the whole bore (~700–820 mm).
+
+    Where the images lie is not checked: co-registration starts from the alignment of the
+    centres of mass (:mod:`ketpet_bids.core.coreg`) and head-motion correction works in the
+    PET's own space, so offset origins, LPS and oblique affines are handled.
+
+    Parameters
+    ----------
+    pet, t1w
+        The files (for the message).
+    pet_shape, t1w_shape
+        Image shapes (3D or 4D).
+    pet_affine, t1w_affine
+        Shape ``(4, 4)``, voxel → RAS mm.
+
+    Raises
+    ------
+    InputError
+        Naming the PET, the T1w, both extents (mm) and the voxel axis.
+    """
+    pet_fov = field_of_view_mm(pet_shape, pet_affine)
+    head = float(field_of_view_mm(t1w_shape, t1w_affine).max())
+    zooms = np.linalg.norm(np.asarray(pet_affine, dtype=float)[:3, :3], axis=0)
+    smallest = int(np.argmin(pet_fov))
+    if pet_fov[smallest] < MIN_PET_FOV_FRACTION * head:
+        raise InputError(pet, f"PET field of view is only {pet_fov[smallest]:.0f} mm along "
+                         f"voxel axis {smallest + 1} ({pet_shape[smallest]} voxels of "
+                         f"{zooms[smallest]:.3g} mm), less than {MIN_PET_FOV_FRACTION:g} of the "
+                         f"{head:.0f} mm of the T1w {Path(t1w).name}: a PET covering part of the "
+                         "head cannot be co-registered",
+                         "give a PET that covers the whole brain, or correct the voxel sizes in "
+                         "the NIfTI header if they are not in mm")
+    directions = np.abs(np.asarray(pet_affine, dtype=float)[2, :3]) / zooms
+    axial = int(np.argmax(directions))
+    if pet_fov[axial] > MAX_PET_AXIAL_FOV_RATIO * head:
+        raise InputError(pet, f"PET field of view along the body axis (voxel axis {axial + 1}) "
+                         f"is {pet_fov[axial]:.0f} mm, more than {MAX_PET_AXIAL_FOV_RATIO:g}x "
+                         f"the {head:.0f} mm of the T1w {Path(t1w).name}: a whole-body PET "
+                         "cannot be co-registered to a head T1w",
+                         "crop the PET to the head, keeping the slices that contain the brain")
 
 
 def check_blood(tsv: Path) -> None:

@@ -29,6 +29,7 @@ from reliability_data import (
     SRC,
     copy_study,
     edit_sidecar,
+    keep_frames,
     load_pet,
     pet_path,
     read_sidecar,
@@ -41,6 +42,7 @@ from reliability_data import (
 )
 
 from ketpet_bids.bids.metadata import check_pet_values
+from ketpet_bids.bids.validate import check_fields_of_view, field_of_view_mm
 from ketpet_bids.errors import InputError
 
 BLOOD = PET_DIR / f"{SRC}_recording-manual_blood.tsv"
@@ -135,6 +137,46 @@ def _no_pet_at_all(bids: Path, _tmp: Path) -> list[str]:
     for pet in bids.glob("sub-*/ses-*/pet/*_pet.nii.gz"):
         pet.unlink()
     return []
+
+
+def _pet_geometry(change: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
+                  frames: tuple[int, ...] | None = None) -> Callable:
+    """Replace the baseline PET's ``(data, affine)``; ``frames`` keeps only those frames (in
+    the image and the sidecar) so that an enlarged image stays small."""
+    def breaks(bids: Path, _tmp: Path) -> list[str]:
+        if frames is not None:
+            keep_frames(bids, frames)
+        data, affine = load_pet(pet_path(bids))
+        write_pet(pet_path(bids), *change(data, affine))
+        return []
+    return breaks
+
+
+#: Slices of the tiny PET (4 mm) kept for a partial-head slab: 48 mm, below a quarter of the
+#: T1w's largest extent (216 mm → 54 mm).
+SLAB_SLICES = slice(16, 28)
+#: Slices of 4 mm added below the tiny PET for a whole-body scan: (40 + 190) × 4 = 920 mm,
+#: above 4 × 216 = 864 mm.
+BODY_SLICES = 190
+
+
+def _slab(data: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    shift = np.eye(4)
+    shift[2, 3] = SLAB_SLICES.start
+    return data[:, :, SLAB_SLICES], affine @ shift
+
+
+def _whole_body(data: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The head on top of a trunk: the lowest slice repeated downwards (the head stays put)."""
+    shift = np.eye(4)
+    shift[2, 3] = -BODY_SLICES
+    return (np.pad(data, ((0, 0), (0, 0), (BODY_SLICES, 0), (0, 0)), mode="edge"),
+            affine @ shift)
+
+
+def _voxels_in_cm(data: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Voxel sizes written in cm (0.4) where mm (4) are meant."""
+    return data, np.diag([0.1, 0.1, 0.1, 1.0]) @ affine
 
 
 def _blood_table(text: Callable[[str], str]) -> Callable:
@@ -278,6 +320,20 @@ CASES: dict[str, Case] = {
                                  lambda b: b / ANAT_DIR / "sub-01_ses-baseline_T1w.nii.gz"),
                           lambda b, t: str(b / ANAT_DIR / "sub-01_ses-baseline_T1w.nii.gz"),
                           r"T1w image is (corrupt|truncated)"),
+    "fov-pet-partial-slab": Case(_pet_geometry(_slab), _pet,
+                                 r"PET field of view is only 48 mm along voxel axis 3 \(12 "
+                                 r"voxels of 4 mm\), less than 0.25 of the 216 mm of the T1w "
+                                 r"sub-01_ses-baseline_T1w.nii.gz: a PET covering part of the "
+                                 r"head cannot be co-registered \(fix: give a PET that covers "
+                                 r"the whole brain"),
+    "fov-pet-voxel-sizes-in-cm": Case(_pet_geometry(_voxels_in_cm), _pet,
+                                      r"PET field of view is only 16 mm along voxel axis 3 "
+                                      r"\(40 voxels of 0.4 mm\).*correct the voxel sizes"),
+    "fov-pet-whole-body": Case(_pet_geometry(_whole_body, frames=(12, 13)), _pet,
+                               r"PET field of view along the body axis \(voxel axis 3\) is "
+                               r"920 mm, more than 4x the 216 mm of the T1w "
+                               r"sub-01_ses-baseline_T1w.nii.gz: a whole-body PET.* \(fix: "
+                               r"crop the PET to the head"),
     # --- labels -----------------------------------------------------------------------------
     "label-participant-traversal": Case(lambda b, t: ["--participant-label", "../../etc"],
                                         _option("--participant-label"),
@@ -417,3 +473,74 @@ def test_leading_empty_frames_are_accepted(tmp_path):
     write_pet(path, data, np.diag([4.0, 4.0, 4.0, 1.0]))
     with pytest.raises(InputError, match="frame 3 of the PET image is all zeros"):
         check_pet_values(path)
+
+
+def _geometry(shape: tuple[int, ...], zooms: tuple[float, ...], rotation_deg: float = 0.0,
+              origin_mm: float = 0.0) -> tuple[tuple[int, ...], np.ndarray]:
+    """``(shape, affine)`` with voxel sizes ``zooms``, turned about the R–L axis by
+    ``rotation_deg`` (an oblique, nodding head) and moved by ``origin_mm`` along each axis."""
+    angle = np.deg2rad(rotation_deg)
+    turn = np.eye(4)
+    turn[1:3, 1:3] = [[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]
+    affine = turn @ np.diag([*zooms, 1.0])
+    affine[:3, 3] += origin_mm
+    return shape, affine
+
+
+#: T1w images: sagittal MPRAGE (largest extent 256 mm), axial slab (240 mm).
+T1W_SAGITTAL = _geometry((176, 256, 256), (1.0, 1.0, 1.0))
+T1W_AXIAL = _geometry((256, 256, 160), (0.9375, 0.9375, 1.0))
+#: Real brain-PET geometries that must pass (``(shape, zooms)``, mm).
+BRAIN_PET = {
+    "Biograph mCT, whole-bore reconstruction 814x814x221": ((400, 400, 109, 30),
+                                                           (2.036, 2.036, 2.027)),
+    "HRRT 312x312x252": ((256, 256, 207, 30), (1.219, 1.219, 1.219)),
+    "ECAT EXACT HR+ 264x264x153": ((128, 128, 63), (2.06, 2.06, 2.425)),
+    "NeuroEXPLORER-like 495 mm axial": ((330, 330, 330, 30), (1.5, 1.5, 1.5)),
+    "cropped to the brain 140x170x120": ((70, 85, 60), (2.0, 2.0, 2.0)),
+}
+
+
+@pytest.mark.parametrize("t1w", [T1W_SAGITTAL, T1W_AXIAL], ids=["sagittal", "axial"])
+@pytest.mark.parametrize("name", list(BRAIN_PET))
+@pytest.mark.parametrize(("rotation", "origin"), [(0.0, 0.0), (25.0, 1000.0)],
+                         ids=["plain", "oblique-far"])
+def test_field_of_view_check_accepts_brain_pet(t1w, name, rotation, origin):
+    """Brain PET of real scanners passes against head T1w images, also oblique and 1 m away
+    (co-registration starts from the centres of mass, so distance is no error)."""
+    shape, zooms = BRAIN_PET[name]
+    check_fields_of_view(Path("pet.nii.gz"), *_geometry(shape, zooms, rotation, origin),
+                         Path("t1w.nii.gz"), *t1w)
+
+
+@pytest.mark.parametrize("rotation", [0.0, 25.0, -30.0])
+def test_field_of_view_thresholds_are_exact(rotation):
+    """Extents do not depend on orientation (truth: voxels × voxel size); the limits are a
+    quarter and 4 times the T1w's largest extent (256 mm → 64 and 1024 mm), applied on the
+    smallest PET extent and on the body axis, which is found for an oblique image too."""
+    shape, affine = _geometry((100, 90, 80), (2.0, 3.0, 4.0), rotation, 500.0)
+    np.testing.assert_allclose(field_of_view_mm(shape, affine), [200.0, 270.0, 320.0],
+                               rtol=1e-12)
+    t1w = (Path("t1w.nii.gz"), *T1W_SAGITTAL)
+    pet = Path("pet.nii.gz")
+    for slices, ok in ((64, True), (63, False)):  # 1 mm slices: 64 mm passes, 63 mm fails
+        geometry = _geometry((200, 200, slices), (1.0, 1.0, 1.0), rotation)
+        if ok:
+            check_fields_of_view(pet, *geometry, *t1w)
+        else:
+            with pytest.raises(InputError, match=r"only 63 mm along voxel axis 3 .* less than "
+                                                 r"0.25 of the 256 mm of the T1w t1w.nii.gz"):
+                check_fields_of_view(pet, *geometry, *t1w)
+    for slices, ok in ((512, True), (513, False)):  # 2 mm slices: 1024 mm passes, 1026 fails
+        geometry = _geometry((300, 300, slices), (2.0, 2.0, 2.0), rotation)
+        if ok:
+            check_fields_of_view(pet, *geometry, *t1w)
+        else:
+            with pytest.raises(InputError, match=r"body axis \(voxel axis 3\) is 1026 mm, more "
+                                                 r"than 4x the 256 mm"):
+                check_fields_of_view(pet, *geometry, *t1w)
+    # A whole-body PET stored with the body axis first is found by direction, not position.
+    shape, affine = _geometry((260, 300, 300), (4.0, 2.0, 2.0), rotation)
+    swap = np.eye(4)[[2, 1, 0, 3]]  # voxel axis 1 ↔ world S–I
+    with pytest.raises(InputError, match=r"body axis \(voxel axis 1\) is 1040 mm"):
+        check_fields_of_view(pet, shape, swap @ affine, *t1w)

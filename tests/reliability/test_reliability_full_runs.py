@@ -310,7 +310,13 @@ def test_variant_images_are_what_they_claim(variants):
 #: frame scaled by (1 + 1e-6), or by 1/1000 then 1000 in float32, moves the motion estimate by
 #: 0.04–0.06 mm at 50 mm from the centre, and the TACs of these variants by up to 0.3%
 #: (cortex and habenula, 4 mm voxels). Conversion itself is checked to 1e-6 on the prepared
-#: image (test_units_and_decay_prepare_the_same_image).
+#: image (test_units_and_decay_prepare_the_same_image). The unit *scale* is not the cause, so
+#: normalising intensities before registration would not make these runs equal: registration
+#: already sees Bq/mL for every variant, and with a fixed seed it returns bit-identical
+#: transforms for a frame and reference both scaled by exactly 1024; what differs is float32
+#: rounding in single voxels (kBq/mL → Bq/mL changes 972 of 107,520 voxels of a tiny frame by
+#: one ulp; measured 2026-11-30: 0.035 mm at 50 mm, 0.037 mm after normalising both images
+#: by their 99th percentile).
 REGISTRATION_PRECISION = 0.01
 #: The same for a rotated or re-ordered image: registration then starts from other poses and
 #: converges to an optimum ~0.1–0.3 mm away (its accuracy, not its precision); measured up to

@@ -56,6 +56,41 @@ def _fake_subject(fs_dir: Path, subject: str = "sub-01") -> Path:
     return mri
 
 
+#: Index → name pairs read from FreeSurferColorLUT.txt (github.com/freesurfer/freesurfer,
+#: distribution/FreeSurferColorLUT.txt, commit 62228baedd5c5914333d31211e3e02759faed287):
+#: the first and last of each block, pairs easy to confuse from memory (Left 13 / Right 52
+#: pallidum, 10/49 thalamus after the unused 9/48, the 63 choroid plexus, 72, 77–82, 85) and
+#: the corpus callosum segments.
+FREESURFER_COLOR_LUT = {
+    2: "Left-Cerebral-White-Matter", 8: "Left-Cerebellum-Cortex", 10: "Left-Thalamus",
+    13: "Left-Pallidum", 16: "Brain-Stem", 24: "CSF", 26: "Left-Accumbens-area",
+    28: "Left-VentralDC", 31: "Left-choroid-plexus", 47: "Right-Cerebellum-Cortex",
+    49: "Right-Thalamus", 52: "Right-Pallidum", 58: "Right-Accumbens-area",
+    60: "Right-VentralDC", 63: "Right-choroid-plexus", 72: "5th-Ventricle",
+    77: "WM-hypointensities", 80: "non-WM-hypointensities",
+    82: "Right-non-WM-hypointensities", 85: "Optic-Chiasm", 251: "CC_Posterior",
+    253: "CC_Central", 255: "CC_Anterior", 1000: "ctx-lh-unknown", 1001: "ctx-lh-bankssts",
+    1004: "ctx-lh-corpuscallosum", 1026: "ctx-lh-rostralanteriorcingulate",
+    1032: "ctx-lh-frontalpole", 1035: "ctx-lh-insula", 2002: "ctx-rh-caudalanteriorcingulate",
+    2023: "ctx-rh-posteriorcingulate", 2034: "ctx-rh-transversetemporal",
+    2035: "ctx-rh-insula",
+}
+
+
+def test_lut_matches_freesurfer_color_lut():
+    """The shipped table agrees with FreeSurfer's on the sampled pairs; its cortex blocks are
+    the 36 Desikan-Killiany labels per hemisphere, the right one the left with 1000 added and
+    ``ctx-rh-`` for ``ctx-lh-`` (as FreeSurferColorLUT.txt defines them); no FreeSurfer
+    index of an unused or non-aparc+aseg label (e.g. 9 Left-Thalamus-unused) is in it."""
+    lut = freesurfer_lut()
+    assert {i: lut.get(i) for i in FREESURFER_COLOR_LUT} == FREESURFER_COLOR_LUT
+    left = {i: n for i, n in lut.items() if 1000 <= i < 2000}
+    right = {i: n for i, n in lut.items() if i >= 2000}
+    assert sorted(left) == list(range(1000, 1036))
+    assert right == {i + 1000: n.replace("ctx-lh-", "ctx-rh-") for i, n in left.items()}
+    assert len(lut) == 121 and not {9, 48, 1, 40}.intersection(lut)
+
+
 def test_find_freesurfer(tmp_path):
     assert find_freesurfer(tmp_path, "01") is None
     mri = _fake_subject(tmp_path)
