@@ -6,8 +6,9 @@ The Docker image runs this at build time::
     RUN python scripts/prefetch_templates.py
 
 which downloads, for MNI152NLin2009cAsym (``ketpet_bids.core.templates.REQUIRED``): the 1 mm
-T1w, brain mask and GM/WM/CSF priors, the 2 mm T1w and brain mask, and the MASSP20 and
-Schaefer2018 (100 parcels, 7 networks) atlases with their label tables. At run time
+T1w, brain mask and GM/WM/CSF priors, the 2 mm T1w and brain mask, and the three 1 mm atlases
+of the default atlas (FreeSurfer aseg, MASSP 2.0, Schaefer2018 100 parcels / 7 networks) with
+the label tables TemplateFlow has for them. At run time
 ``ketpet_bids`` reads them from ``TEMPLATEFLOW_HOME`` without network access; on another
 machine, run this script once with ``TEMPLATEFLOW_HOME`` set (``--home DIR`` overrides it).
 """

@@ -19,6 +19,18 @@ from ketpet_bids.errors import InputError
 
 DEFAULT_TEMPLATE = "MNI152NLin2009cAsym"
 
+ATLAS_QUERIES: dict[str, dict[str, str | int | None]] = {
+    "aseg": {"resolution": 1, "suffix": "dseg", "segmentation": "aseg"},
+    "schaefer": {"resolution": 1, "suffix": "dseg", "atlas": "Schaefer2018",
+                 "desc": "100Parcels7Networks"},
+    "massp": {"resolution": 1, "suffix": "dseg", "atlas": "MASSP20"},
+}
+"""The 1 mm template atlases the default atlas is built from (``core.atlas``), by source:
+FreeSurfer aseg (``_res-01_seg-aseg_dseg``), Schaefer 2018 and MASSP 2.0."""
+SCHAEFER_TABLE_QUERY: dict[str, str | int | None] = {
+    **ATLAS_QUERIES["schaefer"], "resolution": None}
+"""The Schaefer label table (``.tsv``; it has no ``res-`` entity)."""
+
 REQUIRED: tuple[dict[str, str | int | None], ...] = (
     {"resolution": 1, "suffix": "T1w", "desc": None},
     {"resolution": 1, "suffix": "mask", "desc": "brain"},
@@ -27,15 +39,14 @@ REQUIRED: tuple[dict[str, str | int | None], ...] = (
     {"resolution": 1, "suffix": "probseg", "label": "CSF"},
     {"resolution": 2, "suffix": "T1w", "desc": None},
     {"resolution": 2, "suffix": "mask", "desc": "brain"},
-    {"resolution": 1, "suffix": "dseg", "atlas": "MASSP20"},
-    {"resolution": 1, "suffix": "dseg", "atlas": "Schaefer2018",
-     "desc": "100Parcels7Networks"},
-    {"resolution": None, "suffix": "dseg", "atlas": "Schaefer2018",
-     "desc": "100Parcels7Networks"},  # its label table (.tsv) has no res- entity
+    *ATLAS_QUERIES.values(),
+    SCHAEFER_TABLE_QUERY,
 )
 """Files of :data:`DEFAULT_TEMPLATE` the pipeline uses (queries for ``templateflow``):
 the 1 mm T1w, brain mask and tissue priors (registration, Atropos), the 2 mm T1w and mask
-(template-space maps), and the MASSP (habenula, subcortex) and Schaefer (cortex) atlases."""
+(template-space maps), and the atlases of the default atlas (:data:`ATLAS_QUERIES`) with the
+Schaefer label table. The pre-fetch also takes each query's ``.tsv`` where TemplateFlow has
+one (MASSP 2.0's ``_res-01_atlas-MASSP20_dseg.tsv``)."""
 
 PREFETCH_COMMAND = "python scripts/prefetch_templates.py"
 
