@@ -1,7 +1,10 @@
 """Thin nipype interfaces for kinetic modelling: load files → call ``core.kinetics`` → save.
 
 - :class:`FitRegionalModel`: one model on a regional TAC table → ``_kinpar``-shaped TSV
-  (``region`` then parameters then ``r2 aic n_frames_used``) and a JSON of model settings.
+  (``region`` then parameters then ``r2 aic n_frames_used``) and a JSON of model settings;
+  for fitted (curve) models also the fit itself in long format (:data:`FIT_COLUMNS`: the
+  fitted variable, observed and predicted, per region and used frame) with a JSON describing
+  its columns. Window models (SUV, SUVR) fit nothing and write no fit table.
 - :class:`ModelMapT1w`: voxelwise maps of a model in PET space, resampled into the T1w grid.
   Window models (SUV, SUVR) stream the 4D image frame by frame; fitted models (Patlak, Logan,
   SRTM, SRTM2, MRTM, MRTM2) fit every voxel with a positive time integral, in chunks, after
@@ -38,6 +41,8 @@ from ketpet_bids.core.kinetics.base import (
     weighted_frame_mean,
     window_weights,
 )
+from ketpet_bids.core.kinetics.fitting import CurveFit, CurveModel
+from ketpet_bids.core.kinetics.graphical import GraphicalModel
 from ketpet_bids.core.kinetics.registry import get_model
 from ketpet_bids.core.kinetics.timecourse import C11_HALF_LIFE_S
 from ketpet_bids.core.motion import resample
@@ -45,6 +50,16 @@ from ketpet_bids.core.tacs import read_matrix
 from ketpet_bids.errors import InputError
 
 TIME_COLUMNS = ("frame_start", "frame_end")
+FIT_COLUMNS = ("region", "frame_start", "frame_end", "x", "observed", "predicted", "weight")
+"""Columns of the long-format model-fit table (registry key ``model_fit``)."""
+#: Meaning of ``x`` and of the fitted variable of the graphical plots (other curve models fit
+#: the tissue TAC against frame mid-time).
+PLOT_AXES = {"logan": ("Logan abscissa: integral of the input (plus C_R/k2' with a reference "
+                       "and k2') divided by C_T", "s",
+                       "Logan ordinate: integral of C_T divided by C_T", "s"),
+             "patlak": ("Patlak abscissa: integral of the input divided by the input", "s",
+                        "Patlak ordinate: C_T divided by the input", "unitless")}
+TAC_AXES = ("frame mid-time", "s", "tissue activity (frame mean)", "Bq/mL")
 
 
 def read_tac_table(path: str | Path) -> tuple[Frames, list[str], np.ndarray]:
@@ -139,10 +154,13 @@ class _FitRegionalInputSpec(_ModelSpec):
 class _FitRegionalOutputSpec(TraitedSpec):
     kinpar_tsv = File(exists=True, desc="region, parameters, r2, aic, n_frames_used")
     kinpar_json = File(exists=True, desc="model settings")
+    fit_tsv = File(exists=True, desc="long-format fit table (curve models only)")
+    fit_json = File(exists=True, desc="columns of the fit table (curve models only)")
 
 
 class FitRegionalModel(SimpleInterface):
-    """Fit one kinetic model to every region of a TAC table."""
+    """Fit one kinetic model to every region of a TAC table (and keep the fit of curve
+    models: ``fit_tsv``/``fit_json`` stay undefined for window models)."""
 
     input_spec = _FitRegionalInputSpec
     output_spec = _FitRegionalOutputSpec
@@ -152,15 +170,79 @@ class FitRegionalModel(SimpleInterface):
         frames, regions, tacs = read_tac_table(self.inputs.tacs_tsv)
         inputs, blood_settings = _model_inputs(self.inputs, frames, model.input_kind)
         inputs = model.prepare(tacs, frames, inputs)
-        table = model.fit_regional(tacs, frames, inputs)
-        table.insert(0, "region", regions)
         out_tsv = Path(runtime.cwd) / f"model-{model.name}_kinpar.tsv"
+        if isinstance(model, CurveModel):
+            fit = model.fit_curves(tacs, frames, inputs)
+            table = pd.DataFrame({**{p: fit.params[p] for p in model.parameters},
+                                  **fit.diagnostics()})
+            fit_tsv = out_tsv.with_name(f"model-{model.name}_desc-fit_tacs.tsv")
+            fit_table(model, fit, tacs, frames, inputs, regions).to_csv(
+                fit_tsv, sep="\t", index=False, na_rep="n/a", float_format="%.8g")
+            fit_json = fit_tsv.with_suffix(".json")
+            fit_json.write_text(json.dumps(fit_sidecar(model), indent=2))
+            self._results.update(fit_tsv=str(fit_tsv), fit_json=str(fit_json))
+        else:
+            table = model.fit_regional(tacs, frames, inputs)
+        table.insert(0, "region", regions)
         table.to_csv(out_tsv, sep="\t", index=False, na_rep="n/a", float_format="%.6g")
         out_json = out_tsv.with_suffix(".json")
         out_json.write_text(json.dumps({**model.settings(frames, inputs), **blood_settings},
                                        indent=2))
         self._results.update(kinpar_tsv=str(out_tsv), kinpar_json=str(out_json))
         return runtime
+
+
+def fit_table(model: CurveModel, fit: CurveFit, tacs: np.ndarray, frames: Frames,
+              inputs: ModelInputs, regions: list[str]) -> pd.DataFrame:
+    """The fit of every region in long format (:data:`FIT_COLUMNS`), one row per used frame.
+
+    The used frames are the last ``n_used`` frames (every model fits from t* on, or all
+    frames). ``x`` is the graphical plot's abscissa for Logan/Patlak and the frame mid-time
+    (s) otherwise; ``observed``/``predicted`` are the fitted variable and the model's
+    prediction of it, ``weight`` the least-squares weight of the frame.
+
+    Parameters
+    ----------
+    model, fit
+        The model and its :class:`~ketpet_bids.core.kinetics.fitting.CurveFit` of ``tacs``.
+    tacs : np.ndarray, shape (n_regions, n_frames)
+        The fitted TACs (Bq/mL).
+    frames, inputs
+        Frame timing (s) and the prepared model inputs.
+    regions
+        ``n_regions`` names.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``n_regions × n_used`` rows, regions in input order, frames in time order.
+    """
+    n_regions, n_used = fit.observed.shape
+    used = slice(frames.start.size - n_used, None)
+    if isinstance(model, GraphicalModel):
+        x = np.broadcast_to(model.plot(tacs, frames, inputs)[0][:, used], fit.observed.shape)
+    else:
+        x = np.broadcast_to((frames.start + frames.end)[used] / 2.0, fit.observed.shape)
+    return pd.DataFrame({
+        "region": np.repeat(np.asarray(regions, dtype=object), n_used),
+        "frame_start": np.tile(frames.start[used], n_regions),
+        "frame_end": np.tile(frames.end[used], n_regions),
+        "x": x.ravel(), "observed": fit.observed.ravel(), "predicted": fit.predicted.ravel(),
+        "weight": np.tile(fit.weights, n_regions)})
+
+
+def fit_sidecar(model: CurveModel) -> dict:
+    """BIDS column descriptions of a fit table (units of ``x`` and the fitted variable)."""
+    x_desc, x_unit, y_desc, y_unit = PLOT_AXES.get(model.name, TAC_AXES)
+    return {"Model": model.name, "Input": model.input_kind,
+            "region": {"Description": "region name (column of the TAC table)"},
+            "frame_start": {"Description": "frame start", "Units": "s"},
+            "frame_end": {"Description": "frame end", "Units": "s"},
+            "x": {"Description": x_desc, "Units": x_unit},
+            "observed": {"Description": f"fitted variable: {y_desc}", "Units": y_unit},
+            "predicted": {"Description": "model prediction of the fitted variable",
+                          "Units": y_unit},
+            "weight": {"Description": "least-squares weight of the frame (relative)"}}
 
 
 class _MapInputSpec(_ModelSpec):

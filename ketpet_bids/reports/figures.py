@@ -415,3 +415,229 @@ def plot_change_vs_symptoms(points: pd.DataFrame, target: Path, title: str = "")
     axes[0][0].legend(loc="best", fontsize=7)
     fig.suptitle(title)
     return save_svg(fig, target)
+
+
+def weighted_residuals(fit: pd.DataFrame) -> np.ndarray:
+    """Residuals of a model-fit table scaled by the frames' relative weights.
+
+    Parameters
+    ----------
+    fit
+        A ``desc-fit_tacs.tsv`` table (``region observed predicted weight`` at least).
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (n_rows,): ``(observed − predicted) · √(weight / mean weight of the region)``,
+        in the unit of the fitted variable (so a weighted fit's residuals are comparable
+        across frames).
+    """
+    weight = fit["weight"].to_numpy(float)
+    mean = fit.groupby("region", sort=False)["weight"].transform("mean").to_numpy(float)
+    return ((fit["observed"].to_numpy(float) - fit["predicted"].to_numpy(float))
+            * np.sqrt(weight / mean))
+
+
+def plot_model_fits(fit: pd.DataFrame, regions: Sequence[str], target: Path,
+                    axis_labels: tuple[str, str], x_scale: float = 1.0,
+                    y_scale: float = 1.0, title: str = "") -> Path:
+    """Observed and predicted fitted variable per region, weighted residuals below.
+
+    Parameters
+    ----------
+    fit
+        A ``desc-fit_tacs.tsv`` table: ``region frame_start frame_end x observed predicted
+        weight`` (long format, one row per region and used frame).
+    regions
+        Regions to draw (small multiples, four per row), in this order.
+    target
+        SVG file to write.
+    axis_labels
+        Labels of the x axis and of the fitted variable (with the units after scaling).
+    x_scale, y_scale
+        Factors applied to ``x`` and to observed/predicted/residuals for display (e.g.
+        1/60 for seconds → minutes, 1/1000 for Bq/mL → kBq/mL).
+    title
+        Figure title.
+    """
+    missing = {"region", "x", "observed", "predicted", "weight"} - set(fit.columns)
+    if missing:
+        raise ValueError(f"fit table lacks columns {sorted(missing)}")
+    unknown = sorted(set(regions) - set(fit["region"]))
+    if unknown or not regions:
+        raise ValueError(f"no fit rows for regions {unknown or 'none'}")
+    n_cols = min(4, len(regions))
+    n_rows = -(-len(regions) // n_cols)
+    fig = plt.figure(figsize=(2.6 * n_cols + 0.6, 2.9 * n_rows + 0.4), layout="constrained")
+    cells = fig.add_gridspec(2 * n_rows, n_cols, height_ratios=[3, 1.2] * n_rows)
+    residual = weighted_residuals(fit) * y_scale
+    for index, region in enumerate(regions):
+        row, col = divmod(index, n_cols)
+        rows = (fit["region"] == region).to_numpy()
+        x = fit.loc[rows, "x"].to_numpy(float) * x_scale
+        top = fig.add_subplot(cells[2 * row, col])
+        bottom = fig.add_subplot(cells[2 * row + 1, col], sharex=top)
+        top.plot(x, fit.loc[rows, "observed"].to_numpy(float) * y_scale, "o", ms=3,
+                 color="k", label="observed")
+        top.plot(x, fit.loc[rows, "predicted"].to_numpy(float) * y_scale, "-", color="C3",
+                 label="predicted")
+        top.set_title(region, fontsize=8)
+        top.tick_params(labelbottom=False)
+        bottom.axhline(0.0, color="0.5", linewidth=0.7)
+        bottom.plot(x, residual[rows], ".", color="C0")
+        for ax in (top, bottom):
+            ax.grid(alpha=0.3)
+        if col == 0:
+            top.set_ylabel(axis_labels[1], fontsize=7)
+            bottom.set_ylabel("weighted\nresidual", fontsize=7)
+        if row == n_rows - 1:
+            bottom.set_xlabel(axis_labels[0], fontsize=7)
+    fig.axes[0].legend(loc="best", fontsize=6, frameon=False)
+    fig.suptitle(title)
+    return save_svg(fig, target)
+
+
+def plot_pvc_comparison(values: pd.DataFrame, target: Path, value_label: str,
+                        title: str = "") -> Path:
+    """Regional values without and with each PVC method, and the change each method makes.
+
+    Parameters
+    ----------
+    values
+        Index: region names; first column the uncorrected values, then one column per PVC
+        method (same unit).
+    target
+        SVG file to write.
+    value_label
+        Axis label of the values (with unit).
+    title
+        Figure title.
+
+    Notes
+    -----
+    Left panel: a dot per region and method (uncorrected in black). Right panel: the change
+    of each method relative to the uncorrected value, in percent.
+    """
+    if values.shape[1] < 2:
+        raise ValueError("need the uncorrected values and at least one PVC method")
+    y = np.arange(len(values))[::-1]
+    methods = list(values.columns[1:])
+    base = values.iloc[:, 0].to_numpy(float)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8, 1.2 + 0.28 * len(values)), sharey=True,
+                                      layout="constrained")
+    left.scatter(base, y, color="k", zorder=3, label=str(values.columns[0]))
+    height = 0.8 / len(methods)
+    for i, method in enumerate(methods):
+        corrected = values[method].to_numpy(float)
+        left.scatter(corrected, y, color=f"C{i}", marker="D", s=14, zorder=3, label=method)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            change = 100.0 * (corrected / base - 1.0)
+        right.barh(y + 0.4 - height * (i + 0.5), change, height=height, color=f"C{i}",
+                   label=method)
+    left.set_yticks(y, values.index.astype(str))
+    left.set_xlabel(value_label)
+    left.legend(loc="best", fontsize=7)
+    right.axvline(0.0, color="k", linewidth=0.8)
+    right.set_xlabel("change vs uncorrected (%)")
+    for ax in (left, right):
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle(title)
+    return save_svg(fig, target)
+
+
+def orthogonal_slices(volume: np.ndarray, cuts: tuple[int, int, int]
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sagittal, coronal and axial slices of a RAS+ volume through voxel ``cuts``."""
+    return tuple(_cut(volume, view, index)  # type: ignore[return-value]
+                 for view, index in zip(_VIEWS, cuts, strict=True))
+
+
+def smooth_slices(slices: Sequence[np.ndarray], sigma_px: float = 1.0) -> list[np.ndarray]:
+    """Gaussian-smoothed copies of 2-D slices (non-finite values set to 0 first)."""
+    from scipy.ndimage import gaussian_filter
+
+    return [gaussian_filter(np.nan_to_num(np.asarray(s, np.float32)), sigma_px) for s in slices]
+
+
+def slice_correlation(frame: Sequence[np.ndarray], reference: Sequence[np.ndarray]) -> float:
+    """Pearson correlation of a frame's three slices with the reference's (scale-free).
+
+    Parameters
+    ----------
+    frame, reference
+        Three 2-D slices each (as from :func:`orthogonal_slices`), same shapes pairwise.
+
+    Returns
+    -------
+    float
+        Correlation over all pixels of the three slices; NaN for a constant frame.
+
+    Examples
+    --------
+    >>> a = [np.arange(6.0).reshape(2, 3)] * 3
+    >>> round(slice_correlation([2 * s + 5 for s in a], a), 6)
+    1.0
+    """
+    f = np.concatenate([np.ravel(s) for s in frame])
+    r = np.concatenate([np.ravel(s) for s in reference])
+    f, r = f - f.mean(), r - r.mean()
+    denominator = np.sqrt((f @ f) * (r @ r))
+    return float(f @ r / denominator) if denominator > 0 else float("nan")
+
+
+def plot_motion_frames(reference: Sequence[np.ndarray], before: Sequence[Sequence[np.ndarray]],
+                       after: Sequence[Sequence[np.ndarray]], shown: Sequence[int],
+                       zooms: Sequence[float], target: Path,
+                       correlation: tuple[np.ndarray, np.ndarray] | None = None,
+                       level: float = 0.5) -> Path:
+    """Frames' contours over the PET reference before and after motion correction.
+
+    Parameters
+    ----------
+    reference
+        Three slices (sagittal, coronal, axial) of the PET reference (RAS+, see
+        :func:`orthogonal_slices`).
+    before, after
+        Per frame, the same three slices of the uncorrected and corrected frame (smoothed).
+    shown
+        Indices of the frames to outline (one colour each).
+    zooms
+        Voxel sizes (mm) of the PET grid.
+    target
+        SVG file to write.
+    correlation
+        Per-frame correlation with the reference before and after (each shape (n_frames,)),
+        drawn in a bottom panel when given.
+    level
+        Contour level as a fraction of each frame's 99th percentile (over its slices).
+    """
+    fig = plt.figure(figsize=(9, 7.6 if correlation is not None else 5.8), layout="constrained")
+    grid = fig.add_gridspec(3 if correlation is not None else 2, 3)
+    top = float(np.percentile(np.concatenate([np.ravel(s) for s in reference]), 99.5)) or 1.0
+    colours = plt.get_cmap("tab10")(np.arange(len(shown)) % 10)
+    for row, (name, frames) in enumerate((("before", before), ("after", after))):
+        for col, view in enumerate(_VIEWS):
+            ax = fig.add_subplot(grid[row, col])
+            ax.imshow(reference[col], cmap="gray", origin="lower", vmin=0, vmax=top,
+                      aspect=_aspect(zooms, view))
+            for colour, index in zip(colours, shown, strict=True):
+                frame = frames[index]
+                peak = float(np.percentile(np.concatenate([np.ravel(s) for s in frame]), 99))
+                if peak > 0 and frame[col].max() > level * peak:
+                    ax.contour(frame[col], levels=[level * peak], colors=[colour],
+                               linewidths=0.9, origin="lower")
+            ax.set_title(f"{name} correction: {view}", fontsize=8)
+            ax.set_axis_off()
+    handles = [plt.Line2D([], [], color=c) for c in colours]
+    fig.legend(handles, [f"frame {i + 1}" for i in shown], loc="outside upper center",
+               ncols=max(1, len(shown)), frameon=False, fontsize=7)
+    if correlation is not None:
+        ax = fig.add_subplot(grid[2, :])
+        frames_axis = np.arange(1, len(correlation[0]) + 1)
+        ax.plot(frames_axis, correlation[0], "o-", color="0.5", ms=3, label="before")
+        ax.plot(frames_axis, correlation[1], "o-", color="C2", ms=3, label="after")
+        ax.set_xlabel("frame")
+        ax.set_ylabel("correlation with\nthe PET reference")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right", fontsize=7)
+    return save_svg(fig, target)

@@ -57,7 +57,7 @@ def test_participant_report_draws_every_stage(derivatives: dict) -> None:
     links = _check_page(page)
     expected = {figure_path(SUBJECT, SRC, kind, *labels).as_posix() for kind, *labels in (
         ("motion",), ("coreg",), ("brainmask",), ("tissues",), ("regions", "sim"),
-        ("tacs", "sim"), ("tacs", "sim", "gtm"), ("map", "logan", "VT"))}
+        ("tacs", "sim"), ("tacs", "sim", "gtm"), ("pvc", "sim"), ("map", "logan", "VT"))}
     assert set(links) == expected
     text = page.read_text()
     # Values read from the files, missing outputs stated plainly, no drawing error.
@@ -65,6 +65,10 @@ def test_participant_report_draws_every_stage(derivatives: dict) -> None:
     assert "mean 0.24 mm, max 0.4 mm over 6 frames" in text
     assert "Not found: suvr parameters, sim" in text
     assert "Not found: logan parameters, sim, PVC gtm" in text
+    # New sections say what they cannot show: no fit table, SUVR fits nothing, no raw PET.
+    assert "Not found: logan fit, sim (" in text
+    assert "suvr: an average over a time window; nothing is fitted" in text
+    assert "Not found: motion-corrected PET" in text
     assert "Frame 3 has a gap of 5 s before it." in text
     assert "start_time = 120" in text and "Head motion was corrected." in text
     assert "Could not draw" not in text

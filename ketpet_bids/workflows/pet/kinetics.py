@@ -6,6 +6,7 @@ from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
 from ketpet_bids.core.kinetics.base import KineticModel
+from ketpet_bids.core.kinetics.fitting import CurveModel
 from ketpet_bids.core.kinetics.registry import MODELS, get_model
 from ketpet_bids.errors import InputError
 from ketpet_bids.interfaces.kinetics import FitRegionalModel, ModelMapT1w
@@ -13,8 +14,8 @@ from ketpet_bids.interfaces.kinetics import FitRegionalModel, ModelMapT1w
 INPUT_FIELDS = ["tacs_tsv", "ref_tacs_tsv", "pet_file", "frame_start", "frame_duration",
                 "pet_to_t1w_matrix", "t1w_ref", "injected_radioactivity_bq", "body_weight_kg",
                 "blood_files", "pet_metadata"]
-OUTPUT_FIELDS = ["kinpar_files", "kinpar_entities", "kinpar_jsons", "mimap_files",
-                 "mimap_entities"]
+OUTPUT_FIELDS = ["kinpar_files", "kinpar_entities", "kinpar_jsons", "fit_files",
+                 "fit_entities", "fit_jsons", "mimap_files", "mimap_entities"]
 SHARED_SETTINGS = [("ref_tacs_tsv", "ref_tacs_tsv"),
                    ("injected_radioactivity_bq", "injected_radioactivity_bq"),
                    ("body_weight_kg", "body_weight_kg"), ("blood_files", "blood_files"),
@@ -44,7 +45,8 @@ def init_pet_kinetics_wf(*, models: tuple[str, ...], atlas_name: str,
     """Fit every requested model to the regional TACs and map the voxelwise-capable ones.
 
     Workflow Graph
-        inputnode → fit_<model> (one per model) → merge → outputnode;
+        inputnode → fit_<model> (one per model) → merge → outputnode (parameter tables of
+        every model; fit tables of the fitted models, not of SUV/SUVR);
         inputnode → map_<model> (voxelwise models, when ``voxelwise_t1w``) → merge → outputnode.
 
     Parameters
@@ -99,6 +101,10 @@ def init_pet_kinetics_wf(*, models: tuple[str, ...], atlas_name: str,
     -------
     kinpar_files, kinpar_jsons, kinpar_entities
         One TSV, settings JSON and naming-entity dict per model.
+    fit_files, fit_jsons, fit_entities
+        Long-format fit table (registry key ``model_fit``: ``region frame_start frame_end x
+        observed predicted weight``), its column JSON and entities, one per fitted model
+        (window models SUV/SUVR have none); empty lists when no model is fitted.
     mimap_files, mimap_entities
         T1w-space maps and their entities (``space``, ``model``, ``param``); empty lists when
         no map is computed.
@@ -115,21 +121,29 @@ def init_pet_kinetics_wf(*, models: tuple[str, ...], atlas_name: str,
     inputnode.inputs.pet_metadata = {}
     outputnode = pe.Node(niu.IdentityInterface(fields=OUTPUT_FIELDS), name="outputnode")
     outputnode.inputs.kinpar_entities = [{"atlas": atlas_name, "model": s.name} for s in specs]
+    fitted = [s for s in specs if isinstance(s, CurveModel)]
+    outputnode.inputs.fit_entities = [{"atlas": atlas_name, "model": s.name} for s in fitted]
     outputnode.inputs.mimap_entities = [{"space": "T1w", "model": s.name, "param": p}
                                         for s in mapped for p in s.parameters]
-    merge_tsv = pe.Node(niu.Merge(len(specs)), name="merge_kinpar", run_without_submitting=True)
-    merge_json = pe.Node(niu.Merge(len(specs)), name="merge_kinpar_json",
-                         run_without_submitting=True)
-    workflow.connect([(merge_tsv, outputnode, [("out", "kinpar_files")]),
-                      (merge_json, outputnode, [("out", "kinpar_jsons")])])
-    for index, spec in enumerate(specs, start=1):
+    merge = {field: pe.Node(niu.Merge(len(items)), name=f"merge_{field}",
+                            run_without_submitting=True)
+             for field, items in (("kinpar_files", specs), ("kinpar_jsons", specs),
+                                  ("fit_files", fitted), ("fit_jsons", fitted)) if items}
+    workflow.connect([(node, outputnode, [("out", field)]) for field, node in merge.items()])
+    if not fitted:
+        outputnode.inputs.fit_files = []
+        outputnode.inputs.fit_jsons = []
+    for spec in specs:
         fit = pe.Node(FitRegionalModel(model=spec.name, input_kind=spec.input_kind, **options),
                       name=f"fit_{spec.name}")
-        workflow.connect([
-            (inputnode, fit, [("tacs_tsv", "tacs_tsv"), *SHARED_SETTINGS]),
-            (fit, merge_tsv, [("kinpar_tsv", f"in{index}")]),
-            (fit, merge_json, [("kinpar_json", f"in{index}")]),
-        ])
+        workflow.connect(inputnode, "tacs_tsv", fit, "tacs_tsv")
+        workflow.connect([(inputnode, fit, SHARED_SETTINGS)])
+        for field, out, group in (("kinpar_files", "kinpar_tsv", specs),
+                                  ("kinpar_jsons", "kinpar_json", specs),
+                                  ("fit_files", "fit_tsv", fitted),
+                                  ("fit_jsons", "fit_json", fitted)):
+            if spec in group:
+                workflow.connect(fit, out, merge[field], f"in{group.index(spec) + 1}")
     if not mapped:
         outputnode.inputs.mimap_files = []
         return workflow
