@@ -29,12 +29,12 @@ from ketpet_bids.core.pvc.psf import GaussianPSF, psf_from_fwhm
 from ketpet_bids.core.pvc.regions import (
     EXPLODE_FACTOR,
     PVCRegions,
-    pvc_regions,
     reference_weights,
 )
 from ketpet_bids.core.pvc.registry import PVCSetup, correct, get_method, prepare
+from ketpet_bids.core.pvc.spread import regions_from_labels, subvoxels
 from ketpet_bids.core.regions import read_label_table, reference_mask, resample_nearest
-from ketpet_bids.core.tacs import fraction_weights, read_matrix
+from ketpet_bids.core.tacs import read_matrix
 from ketpet_bids.errors import InputError
 from ketpet_bids.interfaces.tacs import iter_frames, load_labels
 
@@ -48,6 +48,9 @@ class _PreparePVCInputSpec(BaseInterfaceInputSpec):
     methods = traits.List(traits.Str, mandatory=True, desc="PVC method labels")
     psf_fwhm_mm = traits.List(traits.Float, mandatory=True, desc="FWHM (mm), 1 or 3 values")
     ref_region = traits.Str("wholebrain", usedefault=True, desc="reference definition")
+    spread_grid = traits.Enum("T1w", "PET", usedefault=True,
+                              desc="blur regions at the label (T1w) resolution or on the PET "
+                                   "grid (PETPVC's model)")
 
 
 class _PreparePVCOutputSpec(TraitedSpec):
@@ -65,12 +68,12 @@ class PreparePVC(SimpleInterface):
         labels, img = load_labels(self.inputs.dseg)
         table = read_label_table(Path(self.inputs.dseg_tsv))
         indices = sorted(table)
-        weights = fraction_weights(labels, img.affine, indices, pet.shape[:3], pet.affine,
-                                   read_matrix(Path(self.inputs.pet_to_t1w_matrix)))
-        regions = pvc_regions(weights, [table[i] for i in indices],
-                              np.sqrt((pet.affine[:3, :3] ** 2).sum(axis=0)))
         psf = psf_from_fwhm(self.inputs.psf_fwhm_mm, pet.affine)
-        setup = prepare(regions, psf, self.inputs.methods)
+        regions, spread = regions_from_labels(
+            labels, img.affine, indices, [table[i] for i in indices], pet.shape[:3],
+            pet.affine, read_matrix(Path(self.inputs.pet_to_t1w_matrix)),
+            psf if self.inputs.spread_grid == "T1w" else None)
+        setup = prepare(regions, psf, self.inputs.methods, spread)
         brain = None
         if self.inputs.brain_mask:
             mimg = nib.load(self.inputs.brain_mask)
@@ -83,7 +86,8 @@ class PreparePVC(SimpleInterface):
         save_setup(path, setup, indices=np.array(indices),
                    ref_weights=reference_weights(labels, mask, indices),
                    ref_regions=np.array([table[i] for i in ref_indices]),
-                   ref_name=np.array(self.inputs.ref_region))
+                   ref_name=np.array(self.inputs.ref_region),
+                   spread=np.array(_spread_description(self.inputs.spread_grid, psf, img)))
         self._results["setup_file"] = str(path)
         return runtime
 
@@ -96,6 +100,8 @@ def save_setup(path: Path, setup: PVCSetup, **extra: np.ndarray) -> Path:
              names=np.array(regions.names), tissues=np.array(regions.tissues),
              pet_shape=np.array(regions.pet_shape), fwhm=np.array(psf.fwhm_mm),
              voxel=np.array(psf.voxel_mm), truncate=psf.truncate,
+             spread_data=setup.spread.data, spread_indices=setup.spread.indices,
+             spread_indptr=setup.spread.indptr, spread_shape=np.array(setup.spread.shape),
              gtm=np.zeros((0, 0)) if gtm is None else gtm.matrix,
              condition=np.nan if gtm is None else gtm.condition,
              overlap_inverse=setup.overlap_inverse, gm_blurred=setup.gm_blurred,
@@ -116,13 +122,25 @@ def load_setup(path: Path) -> tuple[PVCSetup, dict[str, np.ndarray]]:
     psf = GaussianPSF(fwhm_mm=tuple(arrays.pop("fwhm").tolist()),
                       voxel_mm=tuple(arrays.pop("voxel").tolist()),
                       truncate=float(arrays.pop("truncate")))
+    spread = sparse.csr_array((arrays.pop("spread_data"), arrays.pop("spread_indices"),
+                               arrays.pop("spread_indptr")),
+                              shape=tuple(int(n) for n in arrays.pop("spread_shape")))
     matrix = arrays.pop("gtm")
     arrays.pop("condition")
     gtm = with_inverse(matrix, regions.active) if matrix.size else None
-    setup = PVCSetup(regions=regions, psf=psf, gtm=gtm,
+    setup = PVCSetup(regions=regions, psf=psf, spread=spread, gtm=gtm,
                      overlap_inverse=arrays.pop("overlap_inverse"),
                      gm_blurred=arrays.pop("gm_blurred"), wm_core=arrays.pop("wm_core"))
     return setup, arrays
+
+
+def _spread_description(grid: str, psf: GaussianPSF, labels: nib.Nifti1Image) -> str:
+    """How the regional spread functions were built (for the sidecar)."""
+    if grid == "PET":
+        return "fractional region maps blurred on the PET grid (PETPVC's model)"
+    k = "x".join(str(n) for n in subvoxels(psf, labels.affine))
+    return ("region masks blurred on the T1w grid, interpolated linearly at "
+            f"{k} sub-voxel centres per PET voxel and averaged")
 
 
 class _ApplyPVCInputSpec(BaseInterfaceInputSpec):
@@ -233,6 +251,7 @@ def _sidecar(label: str, setup: PVCSetup, result, extra: dict, iterations) -> di
         "MethodDescription": method.description,
         "Units": "Bq/mL",
         "PointSpreadFunction": setup.psf.describe(),
+        "RegionalSpreadFunctions": str(extra["spread"]),
         "Iterations": {"Maximum": iterations or method.default_iterations,
                        "RunPerFrame": result.iterations} if method.default_iterations else None,
         "GTMConditionNumber": None if setup.gtm is None else setup.gtm.condition,
@@ -241,9 +260,9 @@ def _sidecar(label: str, setup: PVCSetup, result, extra: dict, iterations) -> di
                                           np.array(regions.tissues)[atlas],
                                           regions.sizes[atlas], strict=True)},
         "Background": {
-            "Definition": "1 - sum of the atlas region fractions over the PET grid "
-                          "(everything unlabelled), cut into shells by distance from the "
-                          "labelled tissue, each estimated as one region",
+            "Definition": "everything the atlas does not label, cut into shells by distance "
+                          "from the labelled tissue on the T1w grid (the last shell is 1 - sum "
+                          "of all other fractions), each estimated as one region",
             "Shells": {n: {"PETVoxels": float(s), "TAC": result.values[:, k].tolist()}
                        for k, (n, s) in enumerate(zip(regions.names, regions.sizes,
                                                       strict=True)) if not atlas[k]}},

@@ -1,18 +1,19 @@
 """Geometric transfer matrix (GTM) partial-volume correction (Rousset et al. 1998).
 
-With fractional region maps ``m_i`` (PET grid, background included, see
-:mod:`.regions`) and PSF ``h``, the observed fraction-weighted regional means ``t_i`` relate
-to the true regional activities ``x_j`` through
+With fractional region maps ``m_i`` (PET grid, background included, see :mod:`.regions`)
+and regional spread functions ``S_j`` (region ``j`` at unit activity as the PET sees it,
+:mod:`.spread`), the observed fraction-weighted regional means ``t_i`` relate to the true
+regional activities ``x_j`` through
 
-    t_i = Σ_j G_ij x_j,   G_ij = Σ_v m_i(v) (h ⊛ m_j)(v) / Σ_v m_i(v),
+    t_i = Σ_j G_ij x_j,   G_ij = Σ_v m_i(v) S_j(v) / Σ_v m_i(v),
 
 the definition of PETPVC's ``petpvcGTMImageFilter`` (and Rousset's RSF/GTM with
-probabilistic ROIs). ``G`` is built once per PSF: each region is blurred once, on its
-bounding box padded by the kernel radius (identical to blurring the whole grid), and
-``G`` and its pseudo-inverse are reused for every frame. All frames are solved at once
-(least squares through the pseudo-inverse, or non-negative least squares frame by frame). PETSurfer's ``mri_gtmpvc`` solves the
-voxel-space least-squares form ``(XᵀX) x = Xᵀy`` with ``X = [h ⊛ m_j]``; both are exact for
-noise-free data that follow the model.
+probabilistic ROIs), where PETPVC takes ``S_j = h ⊛ m_j`` on the PET grid
+(:func:`.spread.spread_on_pet_grid`). ``G`` is one sparse product, built once per run and
+PSF; ``G`` and its pseudo-inverse are reused for every frame. All frames are solved at once
+(least squares through the pseudo-inverse, or non-negative least squares frame by frame).
+PETSurfer's ``mri_gtmpvc`` solves the voxel-space least-squares form ``(XᵀX) x = Xᵀy`` with
+``X = [S_j]``; both are exact for noise-free data that follow the model.
 """
 
 from __future__ import annotations
@@ -20,9 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize
+from scipy import optimize, sparse
 
-from ketpet_bids.core.pvc.psf import GaussianPSF
 from ketpet_bids.core.pvc.regions import PVCRegions, clip_activity, explode_limit
 
 
@@ -49,41 +49,13 @@ class TransferMatrix:
     inverse: np.ndarray
 
 
-def blurred_region(regions: PVCRegions, index: int, psf: GaussianPSF
-                   ) -> tuple[tuple[slice, slice, slice], np.ndarray]:
-    """Blur one region map on its padded bounding box.
-
-    Returns
-    -------
-    box, blurred
-        The box as slices of the PET grid and ``h ⊛ m_index`` inside it (float32); the
-        blurred map is zero outside the box up to the kernel truncation.
-    """
-    row = regions.fractions[[index]]
-    coords = np.unravel_index(row.indices, regions.pet_shape)
-    radius = psf.radius_voxels
-    box = tuple(slice(max(int(c.min()) - r, 0), min(int(c.max()) + r + 1, n))
-                for c, r, n in zip(coords, radius, regions.pet_shape, strict=True))
-    dense = np.zeros([s.stop - s.start for s in box], np.float32)
-    dense[tuple(c - s.start for c, s in zip(coords, box, strict=True))] = row.data
-    return box, psf.blur(dense)
-
-
-def transfer_matrix(regions: PVCRegions, psf: GaussianPSF) -> TransferMatrix:
-    """Build ``G`` (module docstring), blurring each active region once.
-
-    Memory: one region's box plus one full-grid float64 vector at a time.
-    """
-    n_regions = len(regions.names)
+def transfer_matrix(regions: PVCRegions, spread: sparse.csr_array) -> TransferMatrix:
+    """Build ``G`` (module docstring) from the (R, N) spread functions ``S``."""
     sizes, active = regions.sizes, regions.active
-    matrix = np.eye(n_regions)
-    scratch = np.zeros(regions.pet_shape, np.float64)
-    for j in np.flatnonzero(active):
-        box, blurred = blurred_region(regions, int(j), psf)
-        scratch[box] = blurred
-        column = regions.fractions @ scratch.ravel()
-        scratch[box] = 0.0
-        matrix[active, j] = column[active] / sizes[active]
+    matrix = np.eye(len(regions.names))
+    gram = (regions.fractions @ spread.T).toarray()
+    matrix[active] = gram[active] / sizes[active, None]
+    matrix[np.ix_(active, ~active)] = 0.0
     return with_inverse(matrix, active)
 
 

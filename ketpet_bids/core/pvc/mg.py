@@ -4,9 +4,10 @@ Grey matter (``GM`` regions, :mod:`.regions`) is corrected voxel by voxel after 
 blurred contribution of every other compartment (white matter, CSF, background), each at a
 known activity:
 
-    GM(v) = ( y(v) − h ⊛ Σ_{k ∉ GM} c_k m_k (v) ) / (h ⊛ P_GM)(v)   where P_GM(v) > 0,
+    GM(v) = ( y(v) − Σ_{k ∉ GM} c_k S_k(v) ) / Σ_{j ∈ GM} S_j(v)   where P_GM(v) > 0,
 
-``P_GM = Σ_{j ∈ GM} m_j``. The compartment activities ``c_k`` are, per region, the GTM
+``P_GM = Σ_{j ∈ GM} m_j`` and ``S`` the regional spread functions (:mod:`.spread`; PETPVC's
+``h ⊛ Σ c_k m_k`` and ``h ⊛ P_GM`` when ``S`` is built on the PET grid). The compartment activities ``c_k`` are, per region, the GTM
 estimates (``wm_source="gtm"``, the default: unbiased by partial volume) or, as PETPVC does,
 the mean observed activity in the eroded white-matter core (voxels entirely WM, eroded by
 PETPVC's ball radius: 6 voxels at ≤ 1 mm, 3 at ≥ 2.5 mm, ``round(8 − 2·voxel)`` between),
@@ -21,7 +22,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, sparse
 
 from ketpet_bids.core.pvc.psf import GaussianPSF
 from ketpet_bids.core.pvc.regions import PVCRegions
@@ -45,7 +46,7 @@ def eroded_wm_mask(regions: PVCRegions, psf: GaussianPSF) -> np.ndarray:
     return ndimage.binary_erosion(regions.tissue_fraction("WM") >= 1.0 - 1e-6, ball)
 
 
-def muller_gartner(frame: np.ndarray, regions: PVCRegions, psf: GaussianPSF,
+def muller_gartner(frame: np.ndarray, regions: PVCRegions, spread: sparse.csr_array,
                    values: np.ndarray, gm_blurred: np.ndarray,
                    wm_core: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Correct one frame.
@@ -56,12 +57,12 @@ def muller_gartner(frame: np.ndarray, regions: PVCRegions, psf: GaussianPSF,
         (X, Y, Z) observed PET (Bq/mL).
     regions
         Region maps (background included).
-    psf
-        The PSF.
+    spread
+        (R, N) spread functions.
     values
         (R,) GTM activities of the frame (Bq/mL).
     gm_blurred
-        (X, Y, Z) ``h ⊛ P_GM`` (computed once per run).
+        (X, Y, Z) ``Σ_{j ∈ GM} S_j`` (computed once per run).
     wm_core
         Eroded WM mask for ``wm_source="eroded"``; ``None`` uses the GTM values.
 
@@ -82,6 +83,7 @@ def muller_gartner(frame: np.ndarray, regions: PVCRegions, psf: GaussianPSF,
     gm = regions.tissue_fraction("GM") > 0
     image = others.copy()
     valid = gm & (gm_blurred > 0)
-    image[valid] = (observed[valid] - psf.blur(others)[valid]) / gm_blurred[valid]
+    blurred = (spread.T @ compartments).astype(np.float32).reshape(regions.pet_shape)
+    image[valid] = (observed[valid] - blurred[valid]) / gm_blurred[valid]
     compartments[is_gm | ~regions.active] = np.nan
     return image, compartments

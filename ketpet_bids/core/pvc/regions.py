@@ -6,15 +6,17 @@ of disjoint labels sum to at most 1 per voxel). PVC models the whole field of vi
 more region is added explicitly:
 
 ``background``
-    ``m_bg(v) = 1 − Σ_r m_r(v)`` over the whole PET grid: everything the atlas does not label
-    (extracerebral tissue, skull, scalp, air, and CSF when the atlas has no CSF label). It is
-    estimated like a region so that its spill-in is removed rather than attributed to the
-    brain; the regions then partition the grid (``Σ m = 1`` everywhere). Because skull,
-    scalp and air differ, the background is cut into shells by distance from the labelled
-    tissue (default edges 6 and 12 mm: ``background-0-6mm``, ``background-6-12mm``,
-    ``background-12mm``), each with its own activity. On the simulator's head (skull and
-    scalp unlabelled) one uniform background left CSF +27 % and the habenula −2.9 % after
-    GTM; three shells bring them to +6 % and −1.6 % (``benchmarks/results/pvc.md``).
+    Everything the atlas does not label (extracerebral tissue, skull, scalp, air, and CSF
+    when the atlas has no CSF label). It is estimated like a region so that its spill-in is
+    removed rather than attributed to the brain; the regions then partition space
+    (``Σ m = 1`` in every PET voxel). Because skull, scalp and air differ, the background is
+    cut into shells by distance from the labelled tissue, measured on the label (T1w) grid
+    (default edges 6 and 12 mm: ``background-0-6mm``, ``background-6-12mm``,
+    ``background-12mm``), each with its own activity. The last shell is the complement of
+    all other regions, ``1 − Σ m``, and so also holds everything outside the label grid.
+    On the simulator's head (skull 0–6 mm and scalp 6–12 mm outside the CSF) one uniform
+    background left CSF +27 % and the habenula −2.9 % after GTM
+    (``benchmarks/results/pvc.md``).
 
 CSF
     Atlas regions whose names mark CSF (``csf``, ``ventricle``, ``choroid``, as in
@@ -120,51 +122,73 @@ def tissue_class(name: str) -> str:
     return "WM" if is_white(key) else "GM"
 
 
-def pvc_regions(weights: FractionWeights, names: Sequence[str], voxel_mm: Sequence[float],
-                shells_mm: Sequence[float] = BACKGROUND_SHELLS_MM) -> PVCRegions:
-    """Add the explicit background (module docstring) to atlas fraction maps.
+def shell_rows(labels: np.ndarray, indices: Sequence[int], zooms: Sequence[float],
+               shells_mm: Sequence[float] = BACKGROUND_SHELLS_MM
+               ) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Region row of every label-grid voxel: atlas regions, then background shells.
+
+    Parameters
+    ----------
+    labels
+        (X, Y, Z) integer label image (T1w grid).
+    indices
+        Atlas labels; row ``r`` is ``indices[r]``.
+    zooms
+        Label voxel sizes (mm), for the shell distances.
+    shells_mm
+        Increasing distances (mm) from the atlas-labelled voxels at which the unlabelled
+        voxels are cut; ``()`` keeps one background region.
+
+    Returns
+    -------
+    rows, shell_names
+        (X, Y, Z) int32: ``r`` for atlas region ``r``, ``len(indices) + s`` for the voxels of
+        shell ``s`` at distances ``[edge_s, edge_s+1)``, ``−1`` for the last shell (the
+        complement, :func:`pvc_regions`); and the names of all shells.
+    """
+    lut = np.full(max(int(labels.max()), max(indices, default=0)) + 1, -1, np.int32)
+    lut[list(indices)] = np.arange(len(indices), dtype=np.int32)
+    rows = lut[labels]
+    edges = [0.0, *(float(d) for d in shells_mm), np.inf]
+    names = tuple(BACKGROUND if len(edges) == 2 else
+                  f"{BACKGROUND}-{lo:g}mm" if hi == np.inf else f"{BACKGROUND}-{lo:g}-{hi:g}mm"
+                  for lo, hi in zip(edges[:-1], edges[1:], strict=True))
+    if len(edges) > 2:
+        outside = rows < 0
+        distance = ndimage.distance_transform_edt(outside, sampling=tuple(map(float, zooms)))
+        shell = np.searchsorted(np.asarray(edges[1:-1]), distance[outside], side="right")
+        rows[outside] = np.where(shell < len(edges) - 2, len(indices) + shell, -1)
+    return rows, names
+
+
+def pvc_regions(weights: FractionWeights, names: Sequence[str],
+                shell_names: Sequence[str] = (BACKGROUND,)) -> PVCRegions:
+    """Region maps on the PET grid, the last background shell added as the complement.
 
     Parameters
     ----------
     weights
-        Atlas regions on the PET grid (:func:`ketpet_bids.core.tacs.fraction_weights`).
+        Fractions (:func:`ketpet_bids.core.tacs.fraction_weights`) of the atlas regions, then
+        of all background shells but the last (e.g. of :func:`shell_rows` ``+ 1``).
     names
-        Region name of each row of ``weights.matrix``.
-    voxel_mm
-        PET voxel sizes (mm), for the shell distances.
-    shells_mm
-        Increasing distances (mm) from the labelled tissue (PET voxels at least half
-        covered) at which the background is cut; ``()`` keeps one background region.
+        Atlas region names (the first rows of ``weights``).
+    shell_names
+        Names of the background shells; the last one is ``clip(1 − Σ_r m_r, 0, 1)``.
 
     Returns
     -------
     PVCRegions
-        Atlas rows then the background shells, ``clip(1 − Σ_r m_r, 0, 1)`` split by the
-        distance of each voxel centre from the labelled tissue. Empty shells are kept
-        (inactive).
+        Atlas rows then the shells (empty shells are kept, inactive).
     """
-    if len(names) != weights.matrix.shape[0]:
-        raise ValueError(f"{len(names)} names for {weights.matrix.shape[0]} regions")
-    covered = np.asarray(weights.matrix.sum(axis=0)).ravel()
-    background = np.clip(1.0 - covered, 0.0, 1.0)
-    background[background < 1e-9] = 0.0
-    edges = [0.0, *(float(d) for d in shells_mm), np.inf]
-    if len(edges) > 2:
-        distance = ndimage.distance_transform_edt(
-            (covered < 0.5).reshape(weights.pet_shape),
-            sampling=tuple(float(v) for v in voxel_mm)).ravel()
-    else:
-        distance = np.zeros_like(background)
-    rows, labels = [], []
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        rows.append(np.where((distance >= lo) & (distance < hi), background, 0.0))
-        labels.append(BACKGROUND if len(edges) == 2 else
-                      f"{BACKGROUND}-{lo:g}mm" if hi == np.inf else
-                      f"{BACKGROUND}-{lo:g}-{hi:g}mm")
-    fractions = sparse.vstack([weights.matrix, sparse.csr_array(np.array(rows))],
-                              format="csr")
-    return PVCRegions(fractions=fractions, names=(*names, *labels),
-                      tissues=(*(tissue_class(n) for n in names), *[BACKGROUND] * len(rows)),
+    n_rows = len(names) + len(shell_names) - 1
+    if n_rows != weights.matrix.shape[0]:
+        raise ValueError(f"{n_rows} names for {weights.matrix.shape[0]} regions")
+    rest = np.clip(1.0 - np.asarray(weights.matrix.sum(axis=0)).ravel(), 0.0, 1.0)
+    rest[rest < 1e-9] = 0.0
+    fractions = sparse.vstack([weights.matrix, sparse.csr_array(rest[None])], format="csr")
+    return PVCRegions(fractions=fractions, names=(*names, *shell_names),
+                      tissues=(*(tissue_class(n) for n in names),
+                               *[BACKGROUND] * len(shell_names)),
                       pet_shape=tuple(weights.pet_shape))
 
 

@@ -1,8 +1,8 @@
 """The registry of partial-volume correction methods and the one entry point that runs them.
 
 Each method has a BIDS label (the ``pvc-<label>`` entity). :func:`prepare` does the work
-shared by every frame and every method of a run once (region maps, transfer matrix, blurred
-GM map, ``F⁻¹``); :func:`correct` then streams the frames of a run through one method:
+shared by every frame and every method of a run once (regional spread functions, transfer
+matrix, blurred GM map, ``F⁻¹``); :func:`correct` then streams the frames of a run through one method:
 regional methods collect the observed means and solve all frames at once, voxelwise
 methods correct one frame at a time and hand each corrected frame to a callback (so memory
 grows with one frame). The regional values of a voxelwise method are the
@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import sparse
 
 from ketpet_bids.core.pvc import iy, rl, vc
 from ketpet_bids.core.pvc.gtm import TransferMatrix, solve_gtm, transfer_matrix
@@ -36,6 +37,7 @@ from ketpet_bids.core.pvc.mg import WMSource, eroded_wm_mask, muller_gartner
 from ketpet_bids.core.pvc.psf import GaussianPSF
 from ketpet_bids.core.pvc.rbv import rbv
 from ketpet_bids.core.pvc.regions import PVCRegions, clip_activity, explode_limit
+from ketpet_bids.core.pvc.spread import spread_on_pet_grid
 from ketpet_bids.errors import InputError
 
 
@@ -73,6 +75,10 @@ METHODS: dict[str, Method] = {m.label: m for m in (
 """Every method by its BIDS label."""
 
 
+_NEEDS_SPREAD = {"gtm", "rbv", "mg", "iy"}
+"""Methods that use the regional spread functions."""
+
+
 def known_methods() -> tuple[str, ...]:
     """Labels of all registered methods, sorted."""
     return tuple(sorted(METHODS))
@@ -95,10 +101,15 @@ def get_method(label: str) -> Method:
 
 @dataclass(frozen=True)
 class PVCSetup:
-    """Everything a run's methods share, computed once per PSF (see :func:`prepare`)."""
+    """Everything a run's methods share, computed once per PSF (see :func:`prepare`).
+
+    ``spread`` is the (R, N) sparse array of regional spread functions (:mod:`.spread`;
+    empty (0, 0) when no method needs it).
+    """
 
     regions: PVCRegions
     psf: GaussianPSF
+    spread: sparse.csr_array
     gtm: TransferMatrix | None
     overlap_inverse: np.ndarray
     gm_blurred: np.ndarray
@@ -129,18 +140,36 @@ class PVCResult:
         self.clipped = {k: self.clipped[k] + int(counts.get(k, 0)) for k in self.clipped}
 
 
-def prepare(regions: PVCRegions, psf: GaussianPSF, labels: Iterable[str]) -> PVCSetup:
-    """Shared precomputation for the methods ``labels`` (GTM only if one needs it)."""
+def prepare(regions: PVCRegions, psf: GaussianPSF, labels: Iterable[str],
+            spread: sparse.csr_array | None = None) -> PVCSetup:
+    """Shared precomputation for the methods ``labels``.
+
+    Parameters
+    ----------
+    regions, psf
+        Region maps and PSF.
+    labels
+        Method labels.
+    spread
+        (R, N) spread functions (:func:`.spread.spread_from_labels`); ``None`` builds them on
+        the PET grid (:func:`.spread.spread_on_pet_grid`) when a method needs them.
+    """
     methods = [get_method(m) for m in labels]
-    gtm = transfer_matrix(regions, psf) if any(m.needs_gtm for m in methods) else None
     wants = {m.label for m in methods}
+    if wants & _NEEDS_SPREAD:
+        spread = spread_on_pet_grid(regions, psf) if spread is None else spread
+    else:
+        spread = sparse.csr_array((0, 0), dtype=np.float32)
+    gtm = (transfer_matrix(regions, spread) if any(m.needs_gtm for m in methods) else None)
     overlap = (regions.overlap_matrix() if any(m.voxelwise for m in methods)
                else np.eye(len(regions.names)))
-    gm_blurred = (psf.blur(regions.tissue_fraction("GM")) if "mg" in wants
-                  else np.zeros(0, np.float32))
+    is_gm = np.array([t == "GM" for t in regions.tissues], dtype=float)
+    gm_blurred = ((spread.T @ is_gm).astype(np.float32).reshape(regions.pet_shape)
+                  if "mg" in wants else np.zeros(0, np.float32))
     wm_core = eroded_wm_mask(regions, psf) if "mg" in wants else np.zeros(0, bool)
-    return PVCSetup(regions=regions, psf=psf, gtm=gtm, overlap_inverse=np.linalg.pinv(overlap),
-                    gm_blurred=gm_blurred, wm_core=wm_core)
+    return PVCSetup(regions=regions, psf=psf, spread=spread, gtm=gtm,
+                    overlap_inverse=np.linalg.pinv(overlap), gm_blurred=gm_blurred,
+                    wm_core=wm_core)
 
 
 def correct(label: str, frames: Iterable[np.ndarray], setup: PVCSetup, *,
@@ -212,13 +241,14 @@ def _correct_frame(method: Method, frame: np.ndarray, setup: PVCSetup, result: P
         values, clipped = solve_gtm(setup.gtm, regions.means(frame)[None], nonnegative)
         result.add_clipped(clipped)
         if method.label == "rbv":
-            return rbv(frame, regions, psf, values[0]), fixed, None
+            return rbv(frame, regions, setup.spread, values[0]), fixed, None
         core = setup.wm_core if wm_source == "eroded" else None
-        image, fixed = muller_gartner(frame, regions, psf, values[0], setup.gm_blurred, core)
+        image, fixed = muller_gartner(frame, regions, setup.spread, values[0],
+                                      setup.gm_blurred, core)
         return image, fixed, None
     if method.label == "iy":
-        image, k = iy.iterative_yang(frame, regions, psf, setup.overlap_inverse, iterations,
-                                     stop)
+        image, k = iy.iterative_yang(frame, regions, setup.spread, setup.overlap_inverse,
+                                     iterations, stop)
         return image, fixed, k
     if method.label == "vc":
         image, k, negative = vc.van_cittert(frame, psf, iterations,

@@ -1,7 +1,7 @@
 """Partial-volume correction of one PET run: a dispatcher and one builder per method family.
 
-``PreparePVC`` runs once per run and PSF (region maps with background, transfer matrix,
-reference weights); every method then runs as its own node (methods in parallel under
+``PreparePVC`` runs once per run and PSF (region maps with background, regional spread
+functions blurred at the T1w resolution, transfer matrix, reference weights); every method then runs as its own node (methods in parallel under
 MultiProc), streaming the frames.
 """
 
@@ -17,8 +17,9 @@ METHODS = (
     "Partial-volume correction used a Gaussian point-spread function of {fwhm} mm FWHM. "
     "The atlas regions were mapped to PET space as fractional maps (the fraction of each PET "
     "voxel covered by each region), completed by background regions covering everything "
-    "unlabelled (shells at 0-6, 6-12 and beyond 12 mm from the labelled tissue), and each "
-    "region was blurred once. Methods: {methods}. Corrected values were "
+    "unlabelled (shells at 0-6, 6-12 and beyond 12 mm from the labelled tissue). Each "
+    "region was blurred once at the T1w resolution and averaged over every PET voxel's "
+    "footprint (regional spread functions). Methods: {methods}. Corrected values were "
     "kept within 0 and 10 times the largest observed value; clipped values are reported."
 )
 _METHOD_FIELDS = ["method", "tacs_tsv", "ref_tacs_tsv", "pvc_pet", "pvc_json"]

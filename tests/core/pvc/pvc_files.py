@@ -1,4 +1,9 @@
-"""Write the matched-geometry phantom as files (labels, table, mask, pose, 4D PET)."""
+"""Write the phantom as files (labels, table, mask, pose, 4D PET rendered by the simulator).
+
+The PET frames are rendered by ``ketpet_bids.sim.acquisition.FrameRenderer`` (labels blurred
+on the 1 mm grid, 2 mm voxel averages), which the interfaces' spread functions reproduce:
+GTM and RBV are then exact. The simulator gives unlabelled space (label 0) no activity.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 from pvc_phantom import PET_AFFINE, T1W_AFFINE, TABLE, TRUTH, phantom
+
+from ketpet_bids.sim.acquisition import FrameRenderer
 
 SCALES = (1.0, 0.5, 2.0)  # frame f has activities TRUTH × SCALES[f]
 
@@ -22,7 +29,9 @@ def write_inputs(base: Path) -> dict:
     nib.save(nib.Nifti1Image(np.ones(ph.labels.shape, np.uint8), T1W_AFFINE),
              base / "mask.nii.gz")
     np.savetxt(base / "pose.txt", ph.pose)
-    frames = np.stack([ph.frame(TRUTH * s) for s in SCALES], axis=-1)
+    renderer = FrameRenderer(ph.labels, T1W_AFFINE, ph.pose, PET_AFFINE, (32, 32, 32), 6.0)
+    values = np.append(0.0, TRUTH[:-1])                    # by label; label 0 renders as 0
+    frames = np.stack([renderer.render(values * s, np.eye(4)) for s in SCALES], axis=-1)
     nib.save(nib.Nifti1Image(frames, PET_AFFINE), base / "pet.nii.gz")
     return {"files": dict(pet_file=str(base / "pet.nii.gz"), frame_start=[0.0, 60.0, 120.0],
                           frame_duration=[60.0, 60.0, 60.0],

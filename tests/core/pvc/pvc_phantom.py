@@ -4,7 +4,9 @@ Labels live on a 1 mm T1w grid; the PET grid has 2 mm voxels and a pose that is 
 rotation plus a shift, so region maps on the PET grid are genuinely fractional. The "true"
 PET is built at matched geometry: the region maps on the PET grid
 (``core.tacs.fraction_weights``, background included) times the true activities, blurred
-with the PSF on the PET grid. GTM's model is then exact, whatever the region sizes.
+with the PSF on the PET grid. GTM with spread functions built on the PET grid
+(``core.pvc.spread.spread_on_pet_grid``, PETPVC's model) is then exact, whatever the region
+sizes. ``pvc_files`` renders the same labels as the simulator does instead.
 """
 
 from __future__ import annotations
@@ -70,6 +72,5 @@ def phantom(fwhm_mm=6.0, angle_deg: float = 4.0) -> Phantom:
     matrix = pose(angle_deg) if angle_deg else np.eye(4)
     weights = fraction_weights(lab, T1W_AFFINE, sorted(TABLE), (32, 32, 32), PET_AFFINE,
                                matrix)
-    regions = pvc_regions(weights, [TABLE[i] for i in sorted(TABLE)], (2.0, 2.0, 2.0),
-                          shells_mm=())  # one uniform background, as TRUTH has
+    regions = pvc_regions(weights, [TABLE[i] for i in sorted(TABLE)])  # one background
     return Phantom(lab, regions, psf_from_fwhm(fwhm_mm, PET_AFFINE), matrix)

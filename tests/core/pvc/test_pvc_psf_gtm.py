@@ -12,6 +12,7 @@ from scipy import ndimage, sparse
 from ketpet_bids.core.pvc.gtm import solve_gtm, transfer_matrix
 from ketpet_bids.core.pvc.psf import psf_from_fwhm
 from ketpet_bids.core.pvc.regions import PVCRegions, clip_activity
+from ketpet_bids.core.pvc.spread import spread_on_pet_grid
 from ketpet_bids.errors import InputError
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -60,7 +61,7 @@ def test_two_region_step_solved_exactly():
     regions = PVCRegions(fractions=sparse.csr_array(np.stack([in_a, ~in_a]).astype(float)),
                          names=("A", "B"), tissues=("GM", "WM"), pet_shape=(n, 1, 1))
     psf = psf_from_fwhm((6.0, 0.0, 0.0), PET_AFFINE)
-    gtm = transfer_matrix(regions, psf)
+    gtm = transfer_matrix(regions, spread_on_pet_grid(regions, psf))
     np.testing.assert_allclose(gtm.matrix, expected, atol=1e-6)
     observed = regions.means(pet)
     assert observed[0] < 0.98 * a and observed[1] > 1.02 * b      # the step is blurred
@@ -81,7 +82,7 @@ def test_gtm_recovers_every_region_at_matched_geometry(ph):
     names = ph.regions.names
     assert bias[names.index("habenula-left")] > 0.45
     assert bias[names.index("cortex-left")] > 0.3
-    setup_gtm = transfer_matrix(ph.regions, ph.psf)
+    setup_gtm = transfer_matrix(ph.regions, spread_on_pet_grid(ph.regions, ph.psf))
     values, report = solve_gtm(setup_gtm, observed[None])
     np.testing.assert_allclose(values[0], TRUTH, rtol=1e-4)
     assert report == {"negative": 0, "exploding": 0}
@@ -90,7 +91,7 @@ def test_gtm_recovers_every_region_at_matched_geometry(ph):
 
 
 def test_gtm_all_frames_at_once_equals_frame_by_frame(ph):
-    gtm = transfer_matrix(ph.regions, ph.psf)
+    gtm = transfer_matrix(ph.regions, spread_on_pet_grid(ph.regions, ph.psf))
     truths = np.stack([TRUTH, TRUTH[::-1], 0.5 * TRUTH])
     means = np.stack([ph.regions.means(ph.frame(t)) for t in truths])
     together, _ = solve_gtm(gtm, means)
@@ -106,19 +107,20 @@ def test_gtm_symmetry(ph):
     border, which only the background touches. Mirror-image regions of the unrotated
     phantom get the same transfer fractions and the same corrected values.
     """
-    gtm = transfer_matrix(ph.regions, ph.psf)
+    gtm = transfer_matrix(ph.regions, spread_on_pet_grid(ph.regions, ph.psf))
     weighted = ph.regions.sizes[:, None] * gtm.matrix
     np.testing.assert_allclose(weighted, weighted.T, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(gtm.matrix[:-1].sum(axis=1), 1.0, atol=1e-5)
     straight = phantom(angle_deg=0.0)
-    g = transfer_matrix(straight.regions, straight.psf).matrix
+    g_straight = transfer_matrix(straight.regions,
+                                 spread_on_pet_grid(straight.regions, straight.psf))
+    g = g_straight.matrix
     names = straight.regions.names
     for left, right in (("cortex-left", "cortex-right"), ("habenula-left", "habenula-right")):
         i, j = names.index(left), names.index(right)
         assert g[i, i] == pytest.approx(g[j, j], abs=1e-5)
     frame = straight.frame()
-    values, _ = solve_gtm(transfer_matrix(straight.regions, straight.psf),
-                          straight.regions.means(frame)[None])
+    values, _ = solve_gtm(g_straight, straight.regions.means(frame)[None])
     assert values[0, names.index("putamen-left")] == pytest.approx(
         values[0, names.index("putamen-right")], rel=1e-5)
 
@@ -136,7 +138,7 @@ def test_gtm_with_noise_is_non_negative_and_reports_clipping(ph):
     frame = ph.frame(truth)
     means = np.stack([ph.regions.means(frame * (1 + 0.6 * rng.standard_normal(frame.shape)))
                       for _ in range(20)])
-    gtm = transfer_matrix(ph.regions, ph.psf)
+    gtm = transfer_matrix(ph.regions, spread_on_pet_grid(ph.regions, ph.psf))
     raw = np.linalg.solve(gtm.matrix, means.T).T
     values, report = solve_gtm(gtm, means)
     assert (raw < 0).sum() > 0 and report["negative"] == (raw < 0).sum()
@@ -160,23 +162,28 @@ def test_phantom_region_sizes(ph):
 
 
 def test_background_shells_partition_the_unlabelled_space():
-    """Shells at 6 and 12 mm: together they are 1 − Σ atlas fractions; shell k holds only
-    voxels whose centre lies in [edge_k, edge_k+1) mm from the labelled (≥ ½ covered) voxels."""
+    """Shells at 6 and 12 mm on the 1 mm label grid: shell k holds the unlabelled voxels at
+    [edge_k, edge_k+1) mm from the atlas voxels, the last one the rest (row −1); on the PET
+    grid the atlas and shell fractions sum to 1 in every voxel."""
     from pvc_phantom import PET_AFFINE as pet_affine
     from pvc_phantom import T1W_AFFINE, labels, pose
 
-    from ketpet_bids.core.pvc.regions import pvc_regions
+    from ketpet_bids.core.pvc.regions import pvc_regions, shell_rows
     from ketpet_bids.core.tacs import fraction_weights
 
     lab = labels()
-    weights = fraction_weights(lab, T1W_AFFINE, sorted(TABLE), (32, 32, 32), pet_affine, pose())
-    regions = pvc_regions(weights, [TABLE[i] for i in sorted(TABLE)], (2.0, 2.0, 2.0))
-    assert regions.names[-3:] == ("background-0-6mm", "background-6-12mm",
-                                  "background-12mm")
-    fractions = regions.fractions.toarray()
-    np.testing.assert_allclose(fractions.sum(axis=0), 1.0, atol=1e-9)
-    covered = fractions[:-3].sum(axis=0).reshape(32, 32, 32)
-    distance = ndimage.distance_transform_edt(covered < 0.5, sampling=2.0).ravel()
-    for row, (lo, hi) in zip(fractions[-3:], ((0, 6), (6, 12), (12, np.inf)), strict=True):
-        assert row.sum() > 0
-        assert np.all((distance[row > 0] >= lo) & (distance[row > 0] < hi))
+    lab[lab == 4] = 0                       # CSF left out of the atlas: background
+    indices = [i for i in sorted(TABLE) if i != 4]
+    rows, shells = shell_rows(lab, indices, (1.0, 1.0, 1.0))
+    assert shells == ("background-0-6mm", "background-6-12mm", "background-12mm")
+    distance = ndimage.distance_transform_edt(~np.isin(lab, indices))
+    for row, (lo, hi) in zip((7, 8, -1), ((0, 6), (6, 12), (12, np.inf)), strict=True):
+        assert np.any(rows == row)
+        assert np.all((distance[rows == row] >= lo) & (distance[rows == row] < hi))
+    np.testing.assert_array_equal(rows[np.isin(lab, indices)],
+                                  np.searchsorted(indices, lab[np.isin(lab, indices)]))
+    weights = fraction_weights(rows + 1, T1W_AFFINE, range(1, 10), (32, 32, 32), pet_affine,
+                               pose())
+    regions = pvc_regions(weights, [TABLE[i] for i in indices], shells)
+    np.testing.assert_allclose(regions.fractions.sum(axis=0), 1.0, atol=1e-9)
+    assert np.all(regions.sizes[-3:] > 0)
