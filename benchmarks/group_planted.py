@@ -2,25 +2,39 @@
 
 Each seed draws the ``k2-ketamine`` cohort (34 patients: ketamine/placebo, 49 controls) with
 the simulator's own code (``ketpet_bids.sim.cohort`` and ``simulate_scan_truth``, the same
-random streams as ``simulate_study(..., preset="k2-ketamine", seed=seed)``), takes each scan's
-TRUE regional SUVR and VT, and writes participant-level ``_kinpar.tsv`` tables (seg-sim
-regions) after a measurement-noise model instead of running the imaging pipeline (117 scans
-× 20 seeds would take hours):
+random streams as ``simulate_study(..., preset="k2-ketamine", seed=seed)``: between-subject,
+session and treatment variability exactly as simulated), takes each scan's TRUE regional
+values and writes participant-level ``_kinpar.tsv`` tables (seg-sim regions, plus each
+subject's ``morph.tsv`` volumes) after a measurement-noise model instead of running the
+imaging pipeline (117 scans × 20 seeds would take hours):
 
     measured = true × (1 + CoV·ε),  ε ~ N(0, 1) independent per scan and region,
     CoV = 4% (``--cov``), 8% for the habenula nuclei (``--cov-small``).
 
-The 4% is an assumption within the 3–5% range the brief names for regional test–retest
-variability of PET outcome measures; the habenula, tens of mm³ and far below PET resolution,
-is given twice that. (This benchmark does not claim a literature value for [11C]K-2.)
+(The 4% is an assumption within the 3–5% regional test–retest range; the simulator's own
+image noise gives 0.1–1% regional CoV per 5-min frame for regions ≥ 1 cm³ after GTM, so
+this is pessimistic for large regions; see ``results/group.md``.)
 
-The group level then runs twice per seed: on the measured tables, and on the noise-free true
-tables of the same subjects, whose estimates are the cohort's true effects ("sample truth").
-Recorded per seed and analysis: planted effects detected at q < 0.05, 95% CIs covering the
-sample truth (and, for the VT percent change, the planted population value +8% / −10%),
-and null regions flagged vs the nominal FDR.
+Three scales, each a separate group-level run (its own output directory):
 
-Run: ``nice -n 10 /work/venv/bin/python benchmarks/group_planted.py --seeds 20``
+- ``VT`` — Logan VT with arterial input: the scale on which the group and treatment effects
+  are planted (exact nulls);
+- ``SUVR-cerebellum`` — late-window SUVR (1800–3000 s) with the cerebellum as reference
+  (``--models suvr --ref-region cerebellum``): the simulator plants nothing in the
+  cerebellum, so the reference does not move and non-planted regions are null;
+- ``SUVR-wholebrain`` — the ``k2`` preset's SUVR with the whole-brain pseudo-reference: the
+  scale on which the symptom correlation is planted (MADRS change vs the mean relative
+  change of the six cortical regions' SUVR), but ketamine (+8% in cortex) and the group
+  differences move the reference, so no region is null for those contrasts.
+
+The group level (inferred composites: ``cortex`` = volume-weighted frontal … insula,
+``habenula`` = left + right) runs on the measured tables and on the noise-free tables of the
+same subjects, whose estimates are the cohort's true effects ("sample truth"). Recorded per
+seed, scale, analysis and contrast: planted effects detected at q < 0.05, 95% CIs covering the
+sample truth (and the planted population value where one exists), null regions flagged, and
+per planted region the estimate and CI half-width (for the power computation of ``summary``).
+
+Run: ``nice -n 19 /work/venv/bin/python -W ignore benchmarks/group_planted.py --seeds 20``
 """
 
 from __future__ import annotations
@@ -33,6 +47,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from ketpet_bids.bids.naming import output_path
 from ketpet_bids.sim import acquisition as acq
@@ -51,32 +66,48 @@ ATLAS = [r.name for r in phantom.REGIONS if r.in_atlas]
 CORTICAL = list(phantom.CORTICAL)
 SPEC = cohort_spec("k2-ketamine")
 GROUP_SPEC = {"prediction": False, "covariates": ["age", "sex"]}
+SCALES = ("VT", "SUVR-cerebellum", "SUVR-wholebrain")
+PRIMARY = {"baseline": "patient-control", "ketamine": "post-baseline:ketamine",
+           "percent": "post-baseline:ketamine:percent",
+           "interaction": "interaction:ketamine-placebo", "placebo": "post-baseline:placebo",
+           "pearson": "pearson", "partial": "partial"}
+"""Contrasts evaluated (the Welch, Spearman and per-arm rows are checks, not planted tests)."""
 
 
-def planted(analysis: str, contrast: str) -> tuple[set[str], set[str]]:
-    """(regions with a planted effect, regions planted null) for one analysis/contrast.
+def planted(scale: str, analysis: str, contrast: str) -> tuple[set[str], set[str]]:
+    """(regions with a planted effect, regions planted null) for one scale and contrast.
 
-    The pooled change-vs-symptom correlation is planted for the cortex; the habenula is
-    excluded from its nulls (its change differs by arm, so it correlates with symptoms through
-    the arm). Under whole-brain SUVR normalisation no region is null for the ketamine or group
-    contrasts (the reference moves): those nulls are judged on VT only.
+    Composites carry the effect of their members (``cortex`` has the baseline effect of four
+    of its six members). The pooled symptom correlation is planted in the cortex; the
+    habenula is not a null there (its change differs by arm, so it correlates with symptoms
+    through the arm). On the whole-brain SUVR scale only the placebo change has nulls.
     """
-    treated = set(CORTICAL) | set(HABENULA)
+    regions = set(ATLAS) | {"cortex", "habenula"}
+    treated = set(CORTICAL) | set(HABENULA) | {"cortex", "habenula"}
     if analysis == "baseline":
-        effect = set(SPEC.group_effect)
-    elif contrast.startswith("interaction") or contrast.endswith(":ketamine") or \
-            contrast.endswith(":ketamine:percent"):
+        effect = set(SPEC.group_effect) | {"cortex", "habenula"}
+    elif contrast in (PRIMARY["ketamine"], PRIMARY["percent"], PRIMARY["interaction"]):
         effect = treated
     elif analysis == "change":
         effect = set()
     else:
-        effect = set(CORTICAL)
-    nulls = set(ATLAS) - effect - (set(HABENULA) if analysis == "symptoms" else set())
+        effect = set(CORTICAL) | {"cortex"}
+    nulls = regions - effect - (set(HABENULA) | {"habenula"} if analysis == "symptoms" else set())
+    if scale == "SUVR-wholebrain" and contrast != PRIMARY["placebo"]:
+        nulls = set()
+    if scale == "SUVR-cerebellum":
+        effect, nulls = effect - {"cerebellum"}, nulls - {"cerebellum"}
     return effect, nulls
 
 
+POPULATION = {PRIMARY["percent"]: {**{r: 8.0 for r in CORTICAL}, **{r: -10.0 for r in HABENULA},
+                                   "cortex": 8.0, "habenula": -10.0}}
+"""Planted population values (VT and SUVR-cerebellum percent change; SUVR's late-window
+ratio is close to, not exactly, proportional to VT)."""
+
+
 def simulate_cohort(seed: int, volumes: dict[str, float]) -> tuple[pd.DataFrame, dict, list]:
-    """True SUVR/VT per subject, session and region; MADRS; subjects (as simulate_study)."""
+    """True values per subject, session and region on every scale; MADRS; subjects."""
     geometry = acq.SIZES["tiny"]
     starts, ends = geometry.frame_times()
     subjects = draw_subjects(SPEC, SPEC.n_patients, SPEC.n_controls, seed)
@@ -86,8 +117,10 @@ def simulate_cohort(seed: int, volumes: dict[str, float]) -> tuple[pd.DataFrame,
             truth = simulate_scan_truth(s, ses, SPEC, rng_for(seed, _KINETICS, i, j), starts,
                                         ends, volumes)
             truths[(s.label, ses)] = truth
-            rows += [{"subject": s.label, "session": ses, "region": r, "SUVR": truth.suvr[r],
-                      "VT": truth.params[r].VT} for r in ATLAS]
+            rows += [{"subject": s.label, "session": ses, "region": r,
+                      "SUVR-wholebrain": truth.suvr[r], "VT": truth.params[r].VT,
+                      "SUVR-cerebellum": truth.suvr[r] / truth.suvr["cerebellum"]}
+                     for r in ATLAS]
     change = {s.label: float(np.mean([truths[(s.label, "post")].suvr[r]
                                       / truths[(s.label, "baseline")].suvr[r] - 1
                                       for r in CORTICAL]))
@@ -95,8 +128,9 @@ def simulate_cohort(seed: int, volumes: dict[str, float]) -> tuple[pd.DataFrame,
     return pd.DataFrame(rows), assign_madrs(subjects, change, SPEC, seed), subjects
 
 
-def write_dataset(root: Path, values: pd.DataFrame, madrs: dict, subjects: list) -> tuple:
-    """BIDS skeleton (participants, sessions.tsv with MADRS) and the kinpar tables."""
+def write_dataset(root: Path, values: pd.DataFrame, scale: str, madrs: dict, subjects: list,
+                  volumes: dict[str, float]) -> tuple[Path, Path]:
+    """BIDS skeleton (participants, sessions.tsv with MADRS), kinpar tables and morph.tsv."""
     bids, out = root / "bids", root / "out"
     bids.mkdir(parents=True)
     pd.DataFrame([{"participant_id": f"sub-{s.label}", "group": s.group, "arm": s.arm,
@@ -108,63 +142,110 @@ def write_dataset(root: Path, values: pd.DataFrame, madrs: dict, subjects: list)
         pd.DataFrame({"session_id": [f"ses-{x}" for x in s.sessions],
                       "madrs": [madrs[s.label][x] for x in s.sessions]}).to_csv(
             bids / f"sub-{s.label}" / f"sub-{s.label}_sessions.tsv", sep="\t", index=False)
-    for (sub, ses), table in values.groupby(["subject", "session"]):
-        src = f"sub-{sub}_ses-{ses}_trc-K2"
-        for model, param in (("suvr", "SUVR"), ("logan", "VT")):
-            path = out / output_path("kinpar", subject=sub, session=ses, src=src, atlas="sim",
-                                     model=model)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            table[["region", param]].to_csv(path, sep="\t", index=False, float_format="%.8g")
+        morph = out / output_path("morph", subject=s.label, atlas="sim")
+        morph.parent.mkdir(parents=True)
+        pd.DataFrame({"index": range(1, len(ATLAS) + 1), "name": ATLAS,
+                      "volume_mm3": [volumes[r] for r in ATLAS]}).to_csv(morph, sep="\t",
+                                                                        index=False)
+    model, param = ("logan", "VT") if scale == "VT" else ("suvr", "SUVR")
+    keep = values if scale != "SUVR-cerebellum" else values[values["region"] != "cerebellum"]
+    for (sub, ses), table in keep.groupby(["subject", "session"]):
+        path = out / output_path("kinpar", subject=sub, session=ses,
+                                 src=f"sub-{sub}_ses-{ses}_trc-K2", atlas="sim", model=model)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        table[["region", scale]].rename(columns={scale: param}).to_csv(
+            path, sep="\t", index=False, float_format="%.8g")
     return bids, out
 
 
-def group_tables(root: Path, values: pd.DataFrame, madrs: dict, subjects: list
-                 ) -> pd.DataFrame:
-    bids, out = write_dataset(root, values, madrs, subjects)
+def group_tables(root: Path, values: pd.DataFrame, scale: str, madrs: dict, subjects: list,
+                 volumes: dict[str, float]) -> pd.DataFrame:
+    bids, out = write_dataset(root, values, scale, madrs, subjects, volumes)
     result = run_group(out, bids, spec=GROUP_SPEC)
-    return pd.concat([pd.read_csv(p, sep="\t", keep_default_na=False, na_values=["n/a"])
-                      for p in result.stats_files], ignore_index=True)
+    tables = pd.concat([pd.read_csv(p, sep="\t", keep_default_na=False, na_values=["n/a"])
+                        for p in result.stats_files], ignore_index=True)
+    return tables[tables["contrast"].isin(PRIMARY.values())]
 
 
 def add_noise(values: pd.DataFrame, cov: float, cov_small: float, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng([seed, 99])
     noisy = values.copy()
     scale = np.where(noisy["region"].isin(HABENULA), cov_small, cov)
-    for column in ("SUVR", "VT"):
+    for column in SCALES:
         noisy[column] = noisy[column] * (1 + scale * rng.standard_normal(len(noisy)))
     return noisy
 
 
-def evaluate(measured: pd.DataFrame, truth: pd.DataFrame, seed: int) -> list[dict]:
-    """One record per (measure, analysis, contrast) of one seed."""
-    keys = ["measure", "analysis", "contrast", "region"]
+def evaluate(measured: pd.DataFrame, truth: pd.DataFrame, scale: str, seed: int
+             ) -> tuple[list[dict], list[dict]]:
+    """Per-contrast records and per-planted-region rows of one seed and scale."""
+    keys = ["analysis", "contrast", "region"]
     both = measured.merge(truth[keys + ["estimate"]], on=keys, suffixes=("", "_truth"))
-    records = []
-    for (measure, analysis, contrast), rows in both.groupby(keys[:3]):
-        if contrast.endswith(":welch") or (analysis == "symptoms" and contrast != "pearson"
-                                           and contrast != "partial"):
-            continue
-        effect, nulls = planted(analysis, contrast)
-        if measure == "SUVR" and not contrast.startswith("post-baseline:placebo"):
-            nulls = set()  # whole-brain normalisation: see planted()
+    records, regions = [], []
+    for (analysis, contrast), rows in both.groupby(keys[:2]):
+        effect, nulls = planted(scale, analysis, contrast)
         rows = rows.set_index("region")
+        effect, nulls = effect & set(rows.index), nulls & set(rows.index)
         hit = rows["q_fdr"] < 0.05
         covered = (rows["ci_low"] <= rows["estimate_truth"]) & (
             rows["estimate_truth"] <= rows["ci_high"])
-        record = {"seed": seed, "measure": measure, "analysis": analysis, "contrast": contrast,
-                  "n_planted": len(effect), "detected": int(hit[list(effect)].sum()),
-                  "covered_planted": int(covered[list(effect)].sum()),
-                  "covered_all": int(covered.sum()), "n_regions": len(rows),
-                  "n_null": len(nulls), "null_flagged": int(hit[list(nulls)].sum()),
-                  "discoveries": int(hit.sum()),
-                  "flagged_not_planted": ",".join(sorted(set(rows.index[hit]) - effect))}
-        if measure == "VT" and contrast == "post-baseline:ketamine:percent":
-            population = {r: 8.0 for r in CORTICAL} | {r: -10.0 for r in HABENULA}
-            record["covered_population"] = int(sum(
-                rows.loc[r, "ci_low"] <= v <= rows.loc[r, "ci_high"] for r, v in
-                population.items()))
-        records.append(record)
-    return records
+        records.append({"seed": seed, "scale": scale, "analysis": analysis,
+                        "contrast": contrast, "n_planted": len(effect),
+                        "detected": int(hit[list(effect)].sum()),
+                        "covered_planted": int(covered[list(effect)].sum()),
+                        "covered_all": int(covered.sum()), "n_regions": len(rows),
+                        "n_null": len(nulls), "null_flagged": int(hit[list(nulls)].sum()),
+                        "discoveries": int(hit.sum()),
+                        "flagged_not_planted": ",".join(sorted(set(rows.index[hit]) - effect))})
+        population = POPULATION.get(contrast, {}) if scale != "SUVR-wholebrain" else {}
+        for region in sorted(effect):
+            row = rows.loc[region]
+            regions.append({
+                "seed": seed, "scale": scale, "analysis": analysis, "contrast": contrast,
+                "region": region, "n": int(row["n"]), "m": len(rows),
+                "estimate": float(row["estimate"]), "truth": float(row["estimate_truth"]),
+                "half_width": float(row["ci_high"] - row["ci_low"]) / 2,
+                "detected": bool(hit[region]), "covered": bool(covered[region]),
+                "population": population.get(region),
+                "covered_population": (None if region not in population else bool(
+                    row["ci_low"] <= population[region] <= row["ci_high"]))})
+    return records, regions
+
+
+def power_table(regions: pd.DataFrame) -> pd.DataFrame:
+    """Detection rate, CI coverage and the power the design has for each planted effect.
+
+    Power uses the mean sample-truth effect over seeds and the mean standard error of the
+    measured estimates (CI half-width / z₀.₉₇₅): ``δ = |effect| / SE``; for correlations the
+    mean *measured* r (measurement noise attenuates r, so the noise-free r would overstate
+    the power) on the Fisher-z scale, ``δ = |atanh r|·√(n−3)``. Power ``Φ(δ − z_{1−a/2})`` at
+    ``a = 0.05`` and at the BH threshold when every planted effect of the family is
+    discovered, ``a = 0.05·k/m`` (k planted of m regions; an upper bound when fewer are
+    found). ``n_for_80`` scales the current sample size to 80% power at that threshold
+    (``n·((z_{1−a/2} + z₀.₈)/δ)²``).
+    """
+    rows = []
+    for (scale, analysis, contrast, region), g in regions.groupby(
+            ["scale", "analysis", "contrast", "region"]):
+        n, m = int(g["n"].iloc[0]), int(g["m"].iloc[0])
+        k = int(regions[(regions["scale"] == scale) & (regions["contrast"] == contrast)
+                        & (regions["seed"] == g["seed"].iloc[0])]["region"].nunique())
+        if analysis == "symptoms":
+            delta = abs(np.arctanh(g["estimate"].mean())) * np.sqrt(n - 3)
+        else:
+            delta = abs(g["truth"].mean()) / (g["half_width"].mean() / stats.norm.ppf(0.975))
+        z_bh = stats.norm.ppf(1 - 0.05 * k / m / 2)
+        rows.append({
+            "scale": scale, "analysis": analysis, "contrast": contrast, "region": region,
+            "seeds": len(g), "detected": int(g["detected"].sum()),
+            "covered": int(g["covered"].sum()),
+            "covered_population": (int(g["covered_population"].sum())
+                                   if g["population"].notna().all() else None),
+            "mean_truth": float(g["truth"].mean()), "mean_estimate": float(g["estimate"].mean()),
+            "power_05": float(stats.norm.cdf(delta - stats.norm.ppf(0.975))),
+            "power_bh": float(stats.norm.cdf(delta - z_bh)),
+            "n_for_80": int(np.ceil(n * ((z_bh + stats.norm.ppf(0.8)) / delta) ** 2))})
+    return pd.DataFrame(rows)
 
 
 def main() -> None:
@@ -177,27 +258,35 @@ def main() -> None:
     geometry = acq.SIZES["tiny"]
     labels = phantom.build_labels(geometry.t1w_shape, geometry.t1w_voxel_mm)
     volumes = phantom.region_volumes(labels, geometry.t1w_voxel_mm)
-    records, started = [], time.perf_counter()
+    records, regions, started = [], [], time.perf_counter()
     for seed in range(args.seeds):
         values, madrs, subjects = simulate_cohort(seed, volumes)
-        with tempfile.TemporaryDirectory() as tmp:
-            truth = group_tables(Path(tmp) / "truth", values, madrs, subjects)
-            measured = group_tables(Path(tmp) / "noisy",
-                                    add_noise(values, args.cov, args.cov_small, seed), madrs,
-                                    subjects)
-        records += evaluate(measured, truth, seed)
+        noisy = add_noise(values, args.cov, args.cov_small, seed)
+        for scale in SCALES:
+            with tempfile.TemporaryDirectory() as tmp:
+                truth = group_tables(Path(tmp) / "truth", values, scale, madrs, subjects,
+                                     volumes)
+                measured = group_tables(Path(tmp) / "noisy", noisy, scale, madrs, subjects,
+                                        volumes)
+            got = evaluate(measured, truth, scale, seed)
+            records += got[0]
+            regions += got[1]
         print(f"seed {seed} done ({time.perf_counter() - started:.0f} s)", flush=True)
-    table = pd.DataFrame(records)
+    table, power = pd.DataFrame(records), power_table(pd.DataFrame(regions))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"cov": args.cov, "cov_small": args.cov_small,
-                                    "seeds": args.seeds, "records": records}, indent=1))
-    summary = table.groupby(["measure", "analysis", "contrast"]).agg(
-        planted=("n_planted", "first"), detected=("detected", "sum"),
-        covered=("covered_planted", "sum"), null=("n_null", "first"),
+                                    "seeds": args.seeds, "records": records,
+                                    "planted_effects": power.to_dict("records")}, indent=1))
+    summary = table.groupby(["scale", "analysis", "contrast"]).agg(
+        planted=("n_planted", "sum"), detected=("detected", "sum"),
+        covered=("covered_planted", "sum"), null=("n_null", "sum"),
         null_flagged=("null_flagged", "sum"), discoveries=("discoveries", "sum"),
         seeds_with_false=("null_flagged", lambda x: int((x > 0).sum())))
-    summary["fdp"] = summary["null_flagged"] / summary["discoveries"].clip(lower=1)
+    table["fdp"] = table["null_flagged"] / table["discoveries"].clip(lower=1)
+    summary["mean_fdp"] = table.groupby(["scale", "analysis", "contrast"])["fdp"].mean()
+    pd.set_option("display.width", 200)
     print(summary.to_string())
+    print(power.round(3).to_string())
     print(f"total {time.perf_counter() - started:.0f} s")
 
 

@@ -206,19 +206,85 @@ def report_path(subject: str) -> Path:
     return Path(f"sub-{subject}.html")
 
 
+GROUP_ENTITIES = ("trc", "space", "seg", "pvc", "model", "analysis", "meas", "contrast", "desc")
+"""Order of the entities of group-level file names (``group/…``)."""
+GROUP_SPACE = "MNI152NLin2009cAsym"
+"""Template space of the group-level voxelwise maps."""
+
+
+def group_measure(param: str, **variant: str | None) -> str:
+    """Label of a group-level measure: its variant entities and ``meas-<param>``.
+
+    This is the ``measure`` column of the group tables and the stem of their file names.
+    ``None`` and ``"none"`` values are left out (as ``[_pvc-<m>]`` at the participant level).
+
+    Parameters
+    ----------
+    param
+        Model parameter, e.g. ``"SUVR"``.
+    **variant
+        Any of ``trc space seg pvc model``.
+
+    Examples
+    --------
+    >>> group_measure("SUVR", trc="K2", seg="sim", pvc="none", model="suvr")
+    'trc-K2_seg-sim_model-suvr_meas-SUVR'
+    """
+    unknown = set(variant) - {"trc", "space", "seg", "pvc", "model"}
+    if unknown:
+        raise ValueError(f"group measures do not take entities {sorted(unknown)}")
+    return _group_stem({**variant, "meas": param})
+
+
+def _group_stem(entities: dict[str, str | None]) -> str:
+    """``k-v`` pairs in :data:`GROUP_ENTITIES` order; values must be alphanumeric."""
+    parts = []
+    for key in GROUP_ENTITIES:
+        value = entities.get(key)
+        if value is None or value == "none":
+            continue
+        if not str(value).isalnum():
+            raise ValueError(f"entity value '{value}' must be alphanumeric (BIDS label)")
+        parts.append(f"{key}-{value}")
+    return "_".join(parts)
+
+
+def _group_entities(measure: str) -> dict[str, str]:
+    """Entities of a :func:`group_measure` label (a bare ``"SUVR"`` means ``meas-SUVR``)."""
+    if "-" not in measure:
+        return {"meas": measure}
+    pairs = dict(pair.split("-", 1) for pair in measure.split("_"))
+    if "meas" not in pairs or not set(pairs) <= set(GROUP_ENTITIES):
+        raise ValueError(f"'{measure}' is not a group measure label (see group_measure)")
+    return pairs
+
+
 def group_stats_path(analysis: str, measure: str) -> Path:
-    """Group-level statistics table, e.g. ``group/analysis-baseline_meas-SUVR_stats.tsv``."""
-    _check_label(analysis)
-    _check_label(measure)
-    return Path("group") / f"analysis-{analysis}_meas-{measure}_stats.tsv"
+    """Group-level statistics table.
+
+    Examples
+    --------
+    >>> group_stats_path("baseline", "trc-K2_seg-sim_pvc-gtm_model-suvr_meas-SUVR").as_posix()
+    'group/trc-K2_seg-sim_pvc-gtm_model-suvr_analysis-baseline_meas-SUVR_stats.tsv'
+    """
+    stem = _group_stem({**_group_entities(measure), "analysis": analysis})
+    return Path("group") / f"{stem}_stats.tsv"
 
 
-def group_statmap_path(analysis: str, measure: str, contrast: str) -> Path:
-    """Group-level voxelwise map in template space."""
-    for v in (analysis, measure, contrast):
-        _check_label(v)
-    return (Path("group") / f"space-MNI152NLin2009cAsym_analysis-{analysis}_meas-{measure}"
-            f"_contrast-{contrast}_statmap.nii.gz")
+def group_statmap_path(analysis: str, measure: str, contrast: str,
+                       space: str = GROUP_SPACE) -> Path:
+    """Group-level voxelwise map in template space.
+
+    Examples
+    --------
+    >>> group_statmap_path("change", "trc-K2_model-logan_meas-VT", "postMinusbaselineKetamine"
+    ...                    ).as_posix()  # doctest: +NORMALIZE_WHITESPACE
+    'group/trc-K2_space-MNI152NLin2009cAsym_model-logan_analysis-change_meas-VT_\
+contrast-postMinusbaselineKetamine_statmap.nii.gz'
+    """
+    stem = _group_stem({**_group_entities(measure), "space": space, "analysis": analysis,
+                        "contrast": contrast})
+    return Path("group") / f"{stem}_statmap.nii.gz"
 
 
 def group_report_path() -> Path:
@@ -226,10 +292,18 @@ def group_report_path() -> Path:
     return Path("group") / "group.html"
 
 
-def group_figure_path(analysis: str, measure: str, desc: str) -> Path:
-    """Group-level figure, e.g. ``group/figures/analysis-baseline_meas-SUVR_desc-forest.svg``."""
-    stats = group_stats_path(analysis, measure)
-    return stats.parent / "figures" / stats.name.replace("_stats.tsv", f"_desc-{desc}.svg")
+def group_figure_path(analysis: str, measure: str, desc: str, contrast: str | None = None,
+                      space: str | None = None) -> Path:
+    """Group-level figure named like its table (or, with ``contrast``, its statmap).
+
+    Examples
+    --------
+    >>> group_figure_path("baseline", "seg-sim_model-suvr_meas-SUVR", "forest").as_posix()
+    'group/figures/seg-sim_model-suvr_analysis-baseline_meas-SUVR_desc-forest.svg'
+    """
+    stem = _group_stem({**_group_entities(measure), "analysis": analysis, "contrast": contrast,
+                        "space": space, "desc": desc})
+    return Path("group") / "figures" / f"{stem}.svg"
 
 
 def citation_paths() -> tuple[Path, Path]:

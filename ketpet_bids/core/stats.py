@@ -5,8 +5,10 @@ Every test returns a :class:`TestResult` whose fields are the columns of the gro
 two-sided at ``confidence`` (default 95%).
 
 - :func:`group_difference` — OLS ``y ~ 1 + patient + covariates``; estimate = adjusted
-  difference patients − controls, t statistic; effect size Hedges' g (:func:`hedges_g`).
-- :func:`welch_difference` — Welch's unequal-variance t-test (the unadjusted check).
+  difference patients − controls, t statistic; effect size the covariate-adjusted g
+  (``J·β/σ̂``, the sign of the estimate).
+- :func:`welch_difference` — Welch's unequal-variance t-test (the unadjusted check); effect
+  size Hedges' g (:func:`hedges_g`, unadjusted).
 - :func:`paired_change`, :func:`percent_change` — one-sample t-test (:func:`one_sample`) of
   ``after − before`` or of ``100·(after − before)/before``; effect size Cohen's d_z.
 - :func:`arm_time_interaction` — arm × time interaction of a REML random-intercept mixed model
@@ -92,7 +94,12 @@ def group_difference(y: np.ndarray, patient: np.ndarray, covariates: np.ndarray 
     Returns
     -------
     TestResult
-        Estimate, CI, t and p of the patient coefficient; effect size Hedges' g (unadjusted).
+        Estimate, CI, t and p of the patient coefficient; effect size the covariate-adjusted
+        standardised difference ``g_adj = J·β / σ̂`` with the residual SD ``σ̂`` and Hedges'
+        correction ``J = 1 − 3 / (4·df − 1)`` on the residual degrees of freedom ``df``. It
+        has the sign of the estimate; without covariates it equals :func:`hedges_g`. The
+        unadjusted Hedges' g (which may have the other sign when a covariate confounds the
+        groups) is the effect size of :func:`welch_difference`.
     """
     import statsmodels.api as sm
 
@@ -102,7 +109,7 @@ def group_difference(y: np.ndarray, patient: np.ndarray, covariates: np.ndarray 
         columns.extend(np.asarray(covariates, dtype=float).T)
     fit = sm.OLS(np.asarray(y, dtype=float), np.column_stack(columns)).fit()
     low, high = fit.conf_int(alpha=1 - confidence)[1]
-    g = hedges_g(y[patient], y[~patient], confidence)[0]
+    g = (1 - 3 / (4 * fit.df_resid - 1)) * fit.params[1] / np.sqrt(fit.scale)
     return TestResult(n=len(y), estimate=float(fit.params[1]), ci_low=float(low),
                       ci_high=float(high), statistic=float(fit.tvalues[1]),
                       p=float(fit.pvalues[1]), effect_size=g)

@@ -23,8 +23,8 @@ NULL_VALUES = {"prediction": 0.5}
 def forest_path(analysis: str, measure: str) -> Path:
     """Forest-plot figure beside the registry's stats table, under ``group/figures/``.
 
-    >>> forest_path("baseline", "SUVR").as_posix()
-    'group/figures/analysis-baseline_meas-SUVR_desc-forest.svg'
+    >>> forest_path("baseline", "seg-sim_model-suvr_meas-SUVR").as_posix()
+    'group/figures/seg-sim_model-suvr_analysis-baseline_meas-SUVR_desc-forest.svg'
     """
     return naming.group_figure_path(analysis, measure, "forest")
 
@@ -97,17 +97,25 @@ def build_group_report(output_dir: Path, stats_files: list[Path],
 
 
 def _statmap_list(output_dir: Path, page_dir: Path, statmaps: Sequence[Path]) -> str:
-    """Links to the statmaps with their volumes, N and mask size from the JSON sidecars."""
+    """Per statmap: a link with its volumes, N and mask size (from the JSON sidecar) and the
+    slice view the group level drew (``desc-slices``), when there is one."""
     import json
 
-    items = []
+    parts = []
     for statmap in map(Path, statmaps):
         path = statmap if statmap.is_absolute() else output_dir / statmap
         sidecar = naming.sidecar_path(path)
         info = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
         link = os.path.relpath(path, page_dir)
-        items.append(f'<li><a href="{h.esc(link)}">{h.esc(path.name)}</a>: '
+        parts.append(f'<p><a href="{h.esc(link)}">{h.esc(path.name)}</a>: '
                      f"volumes {h.esc(', '.join(info.get('Volumes', [])))}; N = "
                      f"{h.esc(info.get('N', '?'))}, {h.esc(info.get('MaskVoxels', '?'))} voxels, "
-                     f"{h.esc(info.get('Permutations', 0))} permutations</li>")
-    return "<ul>" + "".join(items) + "</ul>"
+                     f"{h.esc(info.get('Permutations', 0))} permutations</p>")
+        if {"Analysis", "Measure", "Contrast", "Space"} <= set(info):
+            slices = naming.group_figure_path(info["Analysis"], info["Measure"], "slices",
+                                              info["Contrast"], info["Space"])
+            if (output_dir / slices).is_file():
+                parts.append(h.figure(slices.relative_to(page_dir.name),
+                                      f"{info['Contrast']}: t where q_fdr < 0.05, over the "
+                                      "mean of the analysed maps"))
+    return "\n".join(parts)

@@ -1,11 +1,17 @@
 """Group level: the treatment-study analyses from participant-level ``_kinpar.tsv`` tables.
 
 A plain pipeline (no nipype): read every participant table, join ``participants.tsv`` and the
-per-session symptom scores, and for every measure (model parameter × atlas/PVC variant)
-write ``group/analysis-<a>_meas-<m>_stats.tsv`` with the columns of :data:`STATS_COLUMNS`:
+per-session symptom scores, add the composite regions (:func:`add_composites`), and for
+every measure (model parameter × tracer/atlas/PVC/model variant, labelled by
+:func:`~ketpet_bids.bids.naming.group_measure`) write
+``group/[trc-<t>_]seg-<atlas>[_pvc-<m>]_model-<model>_analysis-<a>_meas-<param>_stats.tsv``
+with the columns of :data:`STATS_COLUMNS` and a JSON sidecar (the design, and what
+``effect_size`` means for each contrast):
 
 - ``baseline`` — patients vs controls at baseline per region: OLS with covariates (contrast
-  ``patient-control``; effect size Hedges' g) and Welch's t as a check (``patient-control:welch``);
+  ``patient-control``; effect size the covariate-adjusted g ``J·β/σ̂``, which has the sign of
+  the estimate) and Welch's t as a check (``patient-control:welch``; effect size Hedges' g,
+  unadjusted: when a covariate confounds the groups the two may differ in sign);
 - ``change`` — post − baseline per treatment arm, paired t-test (contrast
   ``<post>-<baseline>:<arm>``; effect size Cohen's d_z) and the same on the percent change
   ``100·(post − baseline)/baseline`` (``<post>-<baseline>:<arm>:percent``); the arm × time
@@ -22,7 +28,10 @@ write ``group/analysis-<a>_meas-<m>_stats.tsv`` with the columns of :data:`STATS
 
 Voxelwise (:func:`run_voxelwise`): the baseline, per-arm change and interaction contrasts as
 mass-univariate GLMs over ``_mimap`` maps sharing one grid, within a brain mask, with FDR and
-optional permutation max-T, written as ``group/*_statmap.nii.gz``.
+optional permutation max-T, written as
+``group/[trc-<t>_]space-<space>[_pvc-<m>]_model-<model>_analysis-<a>_meas-<param>_contrast-<c>_statmap.nii.gz``
+with a slice view of the FDR-thresholded t map under ``group/figures/``. The mask is the
+voxels finite and non-zero in every subject's map (or a given brain mask).
 
 q-values: Benjamini–Hochberg across regions within each analysis, measure and contrast.
 Subjects left out of an analysis (no group, no post scan, no score, missing covariate) are
@@ -60,6 +69,11 @@ is optional and the missing ones are inferred (:func:`infer_spec`):
     Path or glob relative to BIDS_DIR: :data:`SESSIONS_TABLES` for ``sessions``, else e.g.
     ``phenotype/madrs.tsv``.
 
+``composites``
+    Composite regions, ``{name: [region, …]}``, added to every measure whose atlas has all
+    the members (volume-weighted, :func:`add_composites`) and reported like any region.
+    Default (:func:`infer_composites`): ``cortex`` from the cortical regions and one
+    bilateral composite per left/right pair; ``{}`` turns composites off.
 ``key_regions``
     Regions drawn in the change-vs-symptom scatter (default ``null``: the 4 regions with the
     smallest pooled Pearson p of each measure).
@@ -85,8 +99,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ketpet_bids.bids.naming import group_figure_path, group_statmap_path, group_stats_path
-from ketpet_bids.bids.sink import write_tsv
+from ketpet_bids.bids.naming import (
+    group_figure_path,
+    group_measure,
+    group_statmap_path,
+    group_stats_path,
+    output_path,
+    sidecar_path,
+)
+from ketpet_bids.bids.sink import write_json, write_tsv
 from ketpet_bids.core import stats
 from ketpet_bids.errors import InputError
 
@@ -99,8 +120,9 @@ BIDS_NA: dict[str, Any] = {"na_values": ["n/a", ""], "keep_default_na": False}
 DIAGNOSTIC_COLUMNS = ("region", "r2", "aic", "n_frames_used")
 SYMPTOM_KEYS = ("symptom_column", "symptom_layout", "symptom_table")
 SPEC_KEYS = ("group_column", "patient_label", "control_label", "arm_column", "placebo_label",
-             "covariates", "baseline_session", "post_session", *SYMPTOM_KEYS, "key_regions",
-             "prediction", "responder_threshold", "cv_folds", "n_permutations", "seed")
+             "covariates", "baseline_session", "post_session", *SYMPTOM_KEYS, "composites",
+             "key_regions", "prediction", "responder_threshold", "cv_folds", "n_permutations",
+             "seed")
 ANALYSIS_DEFAULTS: dict[str, Any] = {"key_regions": None, "prediction": True,
                                      "responder_threshold": 0.5, "cv_folds": 5,
                                      "n_permutations": 1000, "seed": 0}
@@ -110,6 +132,14 @@ SYMPTOM_LAYOUTS = ("sessions", "long", "wide")
 SESSIONS_TABLES = "sub-*/sub-*_sessions.tsv"
 SYMPTOM_SCALES = r"madrs|ham|hdrs|bdi|qids|phq"
 """Column names (regular expression, case-insensitive) recognised as symptom scores."""
+CORTICAL_REGIONS = r"^(?:ctx|cortex)[-_]|^(?:frontal|parietal|temporal|occipital|cingulate|insula)"
+"""Region names (regular expression, case-insensitive) pooled into the inferred ``cortex``."""
+HEMISPHERE = r"^(?P<a>.+)[-_](?:left|right|lh|rh)$|^(?:left|right|lh|rh)[-_](?P<b>.+)$"
+"""Region names of one hemisphere; the two of a pair make an inferred bilateral composite."""
+NOT_COMPOSITED = frozenset({"k2", "k3", "k4", "k2prime"})
+"""Parameters without composites: a mixture of compartment systems has no single rate
+constant. Every other parameter (SUV, SUVR, VT, DVR, BPND, Ki, K1, R1, vB, intercept) is linear
+in the tissue curve, so its composite is the volume-weighted mean (module docstring)."""
 
 
 @dataclass
@@ -177,9 +207,10 @@ def read_measures(output_dir: Path, pattern: str) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Columns ``subject session measure region value`` (``session`` empty when the data
-        have no sessions); ``measure`` is the parameter, qualified by the entities
-        (``trc seg pvc model``) that differ between tables holding it, e.g. ``SUVR+pvcgtm``.
+        Columns ``subject session measure region value param seg`` (``session`` empty when
+        the data have no sessions; ``seg`` ``"none"`` without atlas); ``measure`` is the
+        parameter with the entities of its table, :func:`~ketpet_bids.bids.naming.group_measure`
+        (e.g. ``trc-K2_seg-sim_pvc-gtm_model-suvr_meas-SUVR``).
     """
     frames = []
     for path in sorted(Path(output_dir).glob(pattern)):
@@ -189,6 +220,7 @@ def read_measures(output_dir: Path, pattern: str) -> pd.DataFrame:
             raise InputError(path, "has no 'region' column")
         params = [c for c in table.columns if c not in DIAGNOSTIC_COLUMNS]
         long = table.melt(id_vars="region", value_vars=params, var_name="param")
+        long["region"] = long["region"].astype(str)
         long["subject"], long["session"] = ents["sub"], ents.get("ses", "")
         for key in VARIANT_ENTITIES:
             long[key] = ents.get(key, "none")
@@ -205,18 +237,15 @@ def read_measures(output_dir: Path, pattern: str) -> pd.DataFrame:
         raise InputError(duplicated["source"].iloc[0], "several tables give the same subject, "
                          "session, measure and region (e.g. two runs)",
                          "keep one run per session in the output directory")
-    return data[[*keys, "value"]]
+    return data[[*keys, "value", "param", "seg"]]
 
 
 def _measure_labels(data: pd.DataFrame) -> np.ndarray:
-    """Measure label of every row: the parameter plus the entities that vary for it."""
-    keys = ["param", *VARIANT_ENTITIES]
+    """Measure label of every row (:func:`~ketpet_bids.bids.naming.group_measure`)."""
+    keys = ["param", *(k for k in VARIANT_ENTITIES if k in data)]
     variants = data[keys].drop_duplicates()
-    varying = {param: [k for k in VARIANT_ENTITIES if group[k].nunique() > 1]
-               for param, group in variants.groupby("param")}
-    variants["label"] = ["+".join([row.param, *(f"{k}{getattr(row, k)}" for k in
-                                                varying[row.param])])
-                         for row in variants.itertuples()]
+    variants["label"] = [group_measure(row["param"], **{k: row[k] for k in keys[1:]})
+                         for _, row in variants.iterrows()]
     return data[keys].merge(variants, on=keys, how="left")["label"].to_numpy()
 
 
@@ -238,8 +267,16 @@ def _match(values: list[str], pattern: str) -> str | None:
     return hits[0] if len(hits) == 1 else None
 
 
-def infer_spec(bids_dir: Path) -> dict[str, Any]:
+def infer_spec(bids_dir: Path, output_dir: Path | None = None) -> dict[str, Any]:
     """A default group design from ``participants.tsv``, the sessions and the symptom tables.
+
+    Parameters
+    ----------
+    bids_dir
+        The raw dataset.
+    output_dir
+        Participant-level derivatives: their region names give the inferred ``composites``
+        (``None``: ``composites`` is ``None`` and inferred when the group level runs).
 
     Returns
     -------
@@ -247,16 +284,18 @@ def infer_spec(bids_dir: Path) -> dict[str, Any]:
         Keys :data:`SPEC_KEYS` (see the module docstring). Groups are recognised by names such
         as patient/case/MDD vs control/healthy; sessions by baseline/pre vs post/follow-up
         (else sorted order); the symptom score is the first column named like a scale
-        (:data:`SYMPTOM_SCALES`) in the most preferred layout (:data:`SYMPTOM_LAYOUTS`).
-        Values that cannot be inferred are ``None``.
+        (:data:`SYMPTOM_SCALES`) in the most preferred layout (:data:`SYMPTOM_LAYOUTS`);
+        composites by :func:`infer_composites`. Values that cannot be inferred are ``None``.
     """
-    return _complete_spec(Path(bids_dir), {})
+    return _complete_spec(Path(bids_dir), {}, _region_names(output_dir))
 
 
-def load_group_spec(path: Path | None, bids_dir: Path) -> dict[str, Any]:
-    """The inferred design, overridden by the keys of a YAML ``--group-spec`` file."""
+def load_group_spec(path: Path | None, bids_dir: Path, output_dir: Path | None = None
+                    ) -> dict[str, Any]:
+    """The inferred design (:func:`infer_spec`), overridden by the keys of a YAML
+    ``--group-spec`` file."""
     if path is None:
-        return infer_spec(bids_dir)
+        return infer_spec(bids_dir, output_dir)
     import yaml
 
     try:
@@ -267,16 +306,71 @@ def load_group_spec(path: Path | None, bids_dir: Path) -> dict[str, Any]:
     if unknown:
         raise InputError(path, f"unknown keys {sorted(unknown)}",
                          f"use only: {', '.join(SPEC_KEYS)}")
-    return _complete_spec(Path(bids_dir), given)
+    return _complete_spec(Path(bids_dir), given, _region_names(output_dir))
 
 
-def _complete_spec(bids_dir: Path, given: dict[str, Any]) -> dict[str, Any]:
+def infer_composites(regions: list[str]) -> dict[str, list[str]]:
+    """Default composite regions of an atlas.
+
+    ``cortex``: the regions named like cortex (:data:`CORTICAL_REGIONS`: frontal, parietal,
+    temporal, occipital, cingulate, insula, ``ctx-…``, ``cortex-…``), when there are at least
+    two and no region is already called ``cortex``; and one bilateral composite ``<name>`` per
+    pair ``<name>-left``/``<name>-right`` (or ``left-<name>``…, ``lh``/``rh``,
+    :data:`HEMISPHERE`) whose ``<name>`` is not a region.
+
+    Examples
+    --------
+    >>> infer_composites(["frontal", "insula", "thalamus", "habenula-left", "habenula-right"])
+    {'cortex': ['frontal', 'insula'], 'habenula': ['habenula-left', 'habenula-right']}
+    """
+    names = list(dict.fromkeys(regions))
+    out: dict[str, list[str]] = {}
+    cortical = [r for r in names if re.search(CORTICAL_REGIONS, r, re.IGNORECASE)]
+    if len(cortical) >= 2 and "cortex" not in names:
+        out["cortex"] = cortical
+    sides: dict[str, list[str]] = {}
+    for region in names:
+        if m := re.fullmatch(HEMISPHERE, region, re.IGNORECASE):
+            sides.setdefault(m.group("a") or m.group("b"), []).append(region)
+    out.update({base: pair for base, pair in sides.items()
+                if len(pair) == 2 and base not in names and base not in out})
+    return out
+
+
+def _region_names(output_dir: Path | None, pattern: str = "sub-*/**/*_kinpar.tsv"
+                  ) -> list[str] | None:
+    """Region names of the first participant table of each atlas (``None``: no directory)."""
+    if output_dir is None:
+        return None
+    first: dict[str, Path] = {}
+    for path in sorted(Path(output_dir).glob(pattern)):
+        first.setdefault(parse_entities(path.name).get("seg", "none"), path)
+    return [str(r) for path in first.values()
+            for r in pd.read_csv(path, sep="\t", usecols=["region"], **BIDS_NA)["region"]]
+
+
+def _check_composites(value: Any) -> dict[str, list[str]]:
+    if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, list) and len(v) >= 2
+            and all(isinstance(r, str) for r in v) for k, v in value.items()):
+        raise InputError("--group-spec", "composites must map a name to a list of at least two "
+                         "region names", "e.g. composites: {cortex: [frontal, parietal]}")
+    return value
+
+
+def _complete_spec(bids_dir: Path, given: dict[str, Any], regions: list[str] | None = None
+                   ) -> dict[str, Any]:
     """The design ``given`` (any subset of :data:`SPEC_KEYS`) completed with inferred values.
 
     Inferred values follow the given ones: the group labels come from the given
     ``group_column``, and the symptom keys from the most preferred table consistent with the
-    symptom keys given.
+    symptom keys given. ``composites`` given as ``None`` or absent is inferred from
+    ``regions`` (stays ``None`` without them); ``{}`` turns composites off.
     """
+    if given.get("composites") is not None:
+        given = {**given, "composites": _check_composites(given["composites"])}
+    else:
+        given = {**given, "composites": None if regions is None else infer_composites(regions)}
     participants = _read_table(bids_dir / "participants.tsv")
     group_column = given.get("group_column", next(
         (c for c in ("group", "diagnosis", "dx") if c in participants), None))
@@ -302,8 +396,9 @@ def _complete_spec(bids_dir: Path, given: dict[str, Any]) -> dict[str, Any]:
         "post_session": post,
     }
     fixed = {k: given[k] for k in SYMPTOM_KEYS if k in given}
-    return {**inferred, **ANALYSIS_DEFAULTS, **given,
-            **_infer_symptoms(bids_dir, sessions, fixed)}
+    merged = {**inferred, **ANALYSIS_DEFAULTS, **given,
+              **_infer_symptoms(bids_dir, sessions, fixed)}
+    return {**{k: merged[k] for k in SPEC_KEYS if k in merged}, **merged}
 
 
 def _infer_symptoms(bids_dir: Path, sessions: list[str], fixed: dict[str, Any]
@@ -484,9 +579,10 @@ def run_group(output_dir: Path, bids_dir: Path, *,
     GroupResult
         Written tables and maps, missing-data notes, the design used.
     """
-    spec = _complete_spec(Path(bids_dir), spec or {})
-    result = GroupResult(spec=spec)
     measures = read_measures(Path(output_dir), measure_files_glob)
+    spec = _complete_spec(Path(bids_dir), spec or {}, list(measures["region"].unique()))
+    result = GroupResult(spec=spec)
+    measures = add_composites(measures, spec["composites"], Path(output_dir), result)
     subjects = _subject_table(Path(bids_dir), spec)
     change = _change_data(measures, subjects, spec, Path(bids_dir), result)
     tables = [_baseline(measures, subjects, spec, result), _change(change, spec, result),
@@ -496,11 +592,120 @@ def run_group(output_dir: Path, bids_dir: Path, *,
         for (analysis, measure), rows in table.groupby(["analysis", "measure"], sort=True):
             path = Path(output_dir) / group_stats_path(analysis, measure)
             result.stats_files.append(write_tsv(path, rows[STATS_COLUMNS]))
+            write_json(sidecar_path(path), {
+                "Analysis": analysis, "Measure": measure,
+                "EffectSize": {c: _effect_size_meaning(c) for c in rows["contrast"].unique()},
+                "Design": {k: spec[k] for k in SPEC_KEYS if k in spec}})
     if voxelwise_space:
         result.statmaps = run_voxelwise(Path(output_dir), subjects, spec, result,
                                         space=voxelwise_space, mask=voxelwise_mask,
                                         n_permutations=voxelwise_permutations)
     return result
+
+
+def add_composites(measures: pd.DataFrame, composites: dict[str, list[str]],
+                   output_dir: Path, result: GroupResult) -> pd.DataFrame:
+    """Append the composite regions' values to :func:`read_measures`' table.
+
+    A composite's value in one scan is the volume-weighted mean of its members' values,
+    ``Σ_r V_r·x_r / Σ_r V_r``, with the subject's region volumes ``V_r`` from
+    ``anat/sub-<s>_seg-<atlas>_morph.tsv``. For SUV and SUVR this is exactly the value of the
+    composite's own time-activity curve (the mean activity over the union of the regions, the
+    same window and reference) as long as the volumes are those the curves were averaged
+    over; for VT, DVR, BPND, Ki, K1, R1 and vB it is the value that the compartment model
+    defines for the mixture (a fit to the composite curve approximates it). Rate constants
+    (:data:`NOT_COMPOSITED`) get no composite. Without a ``morph.tsv`` for every subject of an
+    atlas, that atlas's composites are unweighted means (stated in the notes). A scan missing a
+    member's value has no composite value; a measure whose regions lack a member, or already
+    have a region of the composite's name, gets no composite (noted).
+
+    Parameters
+    ----------
+    measures
+        Columns ``subject session measure region value param seg``.
+    composites
+        Composite name → member region names.
+    output_dir
+        Participant-level derivatives (``morph.tsv`` files).
+    result
+        Receives the notes.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``measures`` with one row per composite, scan and measure added.
+    """
+    if not composites:
+        return measures
+    volumes, unweighted = _region_volumes(output_dir, measures[["subject", "seg"]]
+                                          .drop_duplicates(), result)
+    regions = measures.groupby("measure")["region"].agg(set)
+    usable = measures[~measures["param"].isin(NOT_COMPOSITED)]
+    added = []
+    for name, members in composites.items():
+        fits = [m for m in usable["measure"].unique()
+                if set(members) <= regions[m] and name not in regions[m]]
+        if not fits:
+            result.notes.append(f"composite '{name}': no measure has all of its regions "
+                                f"({', '.join(members)}) and no region of that name; skipped")
+            continue
+        part = usable[usable["measure"].isin(fits) & usable["region"].isin(members)].merge(
+            volumes, on=["subject", "seg", "region"], how="left")
+        weight = np.where(part["seg"].isin(unweighted), 1.0,
+                          part["volume_mm3"].astype(float).to_numpy())
+        part = part.assign(weighted=weight * part["value"], weight=weight,
+                           finite=np.isfinite(part["value"]) & np.isfinite(weight))
+        sums = part.groupby(["subject", "session", "measure", "param", "seg"],
+                            as_index=False)[["weighted", "weight", "finite"]].sum()
+        sums["value"] = np.where(sums["finite"] == len(members),
+                                 sums["weighted"] / sums["weight"], np.nan)
+        added.append(sums.assign(region=name)[measures.columns])
+        how = "unweighted" if set(part["seg"]) <= unweighted else "volume-weighted"
+        result.notes.append(f"composite '{name}' = {how} mean of {', '.join(members)} "
+                            f"({len(fits)} measures)")
+    return pd.concat([measures, *added], ignore_index=True)
+
+
+def _region_volumes(output_dir: Path, scans: pd.DataFrame, result: GroupResult
+                    ) -> tuple[pd.DataFrame, set[str]]:
+    """Region volumes (``subject seg region volume_mm3``) from the ``morph.tsv`` tables, and
+    the atlases lacking a table for some subject (their composites are unweighted)."""
+    frames, unweighted = [], set()
+    for seg, rows in scans.groupby("seg"):
+        paths = {s: Path(output_dir) / output_path("morph", subject=s, atlas=seg)
+                 for s in rows["subject"]}
+        missing = sorted(s for s, p in paths.items() if not p.is_file())
+        if missing:
+            unweighted.add(seg)
+            result.notes.append(f"composites of seg-{seg}: no morph.tsv for {len(missing)} of "
+                                f"{len(paths)} subjects (e.g. sub-{missing[0]}); unweighted "
+                                "means used for every subject")
+            continue
+        for subject, path in paths.items():
+            table = _read_table(path)
+            _require(path, table, ["name", "volume_mm3"])
+            frames.append(pd.DataFrame({"subject": subject, "seg": seg,
+                                        "region": table["name"].astype(str),
+                                        "volume_mm3": table["volume_mm3"].astype(float)}))
+    columns = ["subject", "seg", "region", "volume_mm3"]
+    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns),
+            unweighted)
+
+
+EFFECT_SIZES = (
+    (r"^patient-control$", "covariate-adjusted standardised difference "
+     "J·β/σ̂ of the OLS (sign of the estimate)"),
+    (r":welch$", "Hedges' g, unadjusted (may differ in sign from the adjusted estimate)"),
+    (r"^interaction:", "Hedges' g of the change, active arm vs comparator"),
+    (r"^(pearson|spearman|partial)", "the correlation itself"),
+    (r"^responder:", "Somers' D = 2·AUC − 1"),
+    (r".", "Cohen's d_z of the changes"),
+)
+"""Meaning of ``effect_size`` per contrast (regular expression), first match wins."""
+
+
+def _effect_size_meaning(contrast: str) -> str:
+    return next(text for pattern, text in EFFECT_SIZES if re.search(pattern, contrast))
 
 
 def _subject_table(bids_dir: Path, spec: dict[str, Any]) -> pd.DataFrame:
@@ -834,8 +1039,9 @@ def find_maps(output_dir: Path, space: str) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Columns ``subject session measure path``; ``measure`` is the ``meas`` entity qualified
-        like :func:`read_measures` (e.g. ``VT+pvcgtm``) when variants differ.
+        Columns ``subject session measure path``; ``measure`` is the ``meas`` entity with the
+        map's ``trc pvc model`` entities, as in :func:`read_measures` (e.g.
+        ``trc-K2_pvc-gtm_model-logan_meas-VT``).
     """
     rows = []
     for path in sorted(Path(output_dir).glob(f"sub-*/**/*_space-{space}_*mimap.nii.gz")):
@@ -936,10 +1142,13 @@ def run_voxelwise(output_dir: Path, subjects: pd.DataFrame, spec: dict[str, Any]
             if n_permutations:
                 volumes.append(stats.max_t_fwe(values, design, vector, n_permutations,
                                                seed=spec.get("seed", 0)))
-            written.append(_write_statmap(
-                Path(output_dir) / group_statmap_path(analysis, measure, contrast), volumes,
-                inside, ref, {"Volumes": list(STATMAP_VOLUMES[:len(volumes)]),
-                              "Analysis": analysis, "Contrast": contrast, "Space": space,
+            target = Path(output_dir) / group_statmap_path(analysis, measure, contrast, space)
+            _slice_figure(values.mean(axis=0), volumes, inside, ref, Path(output_dir)
+                          / group_figure_path(analysis, measure, "slices", contrast, space),
+                          f"{contrast}: t where q_fdr < 0.05")
+            written.append(_write_statmap(target, volumes, inside, ref, {"Volumes": list(STATMAP_VOLUMES[:len(volumes)]),
+                              "Analysis": analysis, "Measure": measure,
+                              "Contrast": contrast, "Space": space,
                               "DesignColumns": names, "ContrastColumn": names[-1],
                               "N": len(paths), "DegreesOfFreedom": glm.df,
                               "MaskVoxels": int(inside.sum()),
@@ -1000,12 +1209,32 @@ def _change_paths(after: pd.Series, before: pd.Series) -> pd.Series:
     return pd.Series([(a, b) for a, b in zip(after, before, strict=True)], index=after.index)
 
 
+def _slice_figure(background: np.ndarray, volumes: list[np.ndarray], inside: np.ndarray,
+                  ref: Any, target: Path, label: str) -> Path:
+    """Three orthogonal slices of the t map where q_fdr < 0.05 over the mean input map.
+
+    Parameters
+    ----------
+    background : np.ndarray, shape (V,)
+        Mean of the analysed maps inside the mask.
+    volumes
+        The statmap volumes (:data:`STATMAP_VOLUMES` order), each shape (V,).
+    inside : np.ndarray of bool, shape (X, Y, Z)
+        The mask.
+    """
+    from ketpet_bids.reports.figures import plot_parametric_map
+
+    under, shown = np.zeros(inside.shape, np.float32), np.zeros(inside.shape, np.float32)
+    under[inside] = background
+    shown[inside] = np.where(volumes[3] < 0.05, volumes[0], 0.0)
+    return plot_parametric_map(under, shown, ref.header.get_zooms()[:3], target, label)
+
+
 def _write_statmap(target: Path, volumes: list[np.ndarray], inside: np.ndarray, ref: Any,
                    sidecar: dict[str, Any]) -> Path:
     import nibabel as nib
 
-    from ketpet_bids.bids.naming import sidecar_path
-    from ketpet_bids.bids.sink import write_json, write_with
+    from ketpet_bids.bids.sink import write_with
 
     data = np.full((*inside.shape, len(volumes)), np.nan, dtype=np.float32)
     data[inside] = np.column_stack(volumes).astype(np.float32)

@@ -42,7 +42,29 @@ def test_group_difference_equals_statsmodels_ols():
     np.testing.assert_allclose([res.estimate, res.statistic, res.p], [fit.params[1],
                                fit.tvalues[1], fit.pvalues[1]], rtol=RTOL)
     np.testing.assert_allclose([res.ci_low, res.ci_high], fit.conf_int()[1], rtol=RTOL)
-    assert res.effect_size == pytest.approx(ks.hedges_g(y[patient], y[~patient])[0], rel=RTOL)
+    adjusted = (1 - 3 / (4 * fit.df_resid - 1)) * fit.params[1] / np.sqrt(fit.scale)
+    assert res.effect_size == pytest.approx(adjusted, rel=RTOL)
+
+
+def test_adjusted_and_unadjusted_effect_sizes_differ_in_sign_under_confounding():
+    """Constructed: patients are 20 years older and the outcome falls 0.01/year, so the raw
+    difference is −0.2 + 0.1 = −0.1 while the age-adjusted difference is +0.1 (noise SD 0.02).
+    The OLS row's effect size (adjusted g = J·β/σ̂) is positive like its estimate; Welch's
+    (Hedges' g, unadjusted) is negative like the raw difference; without covariates the OLS
+    effect size equals Hedges' g exactly."""
+    n = 60
+    patient = np.arange(n) < 30
+    age = np.where(patient, 60.0, 40.0) + rng.uniform(-5, 5, n)
+    y = 1.0 + 0.1 * patient - 0.01 * age + rng.normal(0, 0.02, n)
+    adjusted = ks.group_difference(y, patient, age[:, None])
+    welch = ks.welch_difference(y[patient], y[~patient])
+    assert adjusted.estimate == pytest.approx(0.1, abs=0.03) and adjusted.effect_size > 2
+    assert welch.estimate == pytest.approx(-0.1, abs=0.03) and welch.effect_size < -1
+    assert welch.effect_size == pytest.approx(ks.hedges_g(y[patient], y[~patient])[0],
+                                              rel=RTOL)
+    plain = ks.group_difference(y, patient)
+    assert plain.effect_size == pytest.approx(ks.hedges_g(y[patient], y[~patient])[0],
+                                              rel=RTOL)
 
 
 def test_group_difference_without_covariates_is_the_pooled_t_test():

@@ -17,7 +17,7 @@ import statsmodels.api as sm
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from ketpet_bids.bids.naming import output_path
+from ketpet_bids.bids.naming import group_measure, group_stats_path, output_path
 from ketpet_bids.core.stats import hedges_g
 from ketpet_bids.errors import InputError
 from ketpet_bids.workflows.group import (
@@ -30,6 +30,7 @@ from ketpet_bids.workflows.group import (
 )
 
 REGIONS = ["cortex", "null", "putamen", "thalamus"]
+VT = "trc-K2_model-logan_meas-VT"  # measure label of the voxelwise test's maps
 RTOL = 1e-5
 LAYOUTS = ("sessions", "long", "wide")
 
@@ -126,8 +127,12 @@ def cohort(cohorts):
     return cohorts["sessions"]
 
 
+def _measure(pvc=None):
+    return group_measure("SUVR", trc="K2", seg="sim", pvc=pvc, model="suvr")
+
+
 def _table(tables, analysis, contrast):
-    t = tables[f"analysis-{analysis}_meas-SUVR+pvcnone_stats.tsv"]
+    t = tables[group_stats_path(analysis, _measure()).name]
     return t[t["contrast"] == contrast].set_index("region").loc[REGIONS]
 
 
@@ -146,7 +151,7 @@ def test_inferred_spec_finds_the_scores_in_each_layout_and_says_where(cohorts):
                                "covariates": ["age", "sex"], "baseline_session": "baseline",
                                "post_session": "post", "symptom_column": "madrs",
                                "symptom_layout": layout, "symptom_table": tables[layout],
-                               "key_regions": None, "prediction": True,
+                               "composites": {}, "key_regions": None, "prediction": True,
                                "responder_threshold": 0.5, "cv_folds": 5,
                                "n_permutations": 1000, "seed": 0}
         assert f"symptoms: 'madrs' per session from {tables[layout]} ({layout} layout)" in \
@@ -155,9 +160,10 @@ def test_inferred_spec_finds_the_scores_in_each_layout_and_says_where(cohorts):
 
 def test_files_and_columns(cohort):
     _, tables, *_ = cohort
-    assert sorted(tables) == sorted(f"analysis-{a}_meas-SUVR+pvc{p}_stats.tsv"
+    assert sorted(tables) == sorted(f"trc-K2_seg-sim{p}_model-suvr_analysis-{a}_meas-SUVR"
+                                    "_stats.tsv"
                                     for a in ("baseline", "change", "symptoms", "prediction")
-                                    for p in ("gtm", "none"))
+                                    for p in ("_pvc-gtm", ""))
     assert all(list(t.columns) == STATS_COLUMNS for t in tables.values())
 
 
@@ -176,7 +182,7 @@ def test_baseline_matches_statsmodels_and_detects_the_planted_difference(cohort)
         np.testing.assert_allclose(
             [row.estimate, row.ci_low, row.ci_high, row.statistic, row.p, row.effect_size],
             [fit.params[1], *fit.conf_int()[1], fit.tvalues[1], fit.pvalues[1],
-             hedges_g(base[region][patient].to_numpy(), base[region][~patient].to_numpy())[0]],
+             (1 - 3 / (4 * fit.df_resid - 1)) * fit.params[1] / np.sqrt(fit.scale)],
             rtol=RTOL)
         assert row.n == 34
     np.testing.assert_allclose(table["q_fdr"], multipletests(table["p"], method="fdr_bh")[1],
@@ -187,6 +193,8 @@ def test_baseline_matches_statsmodels_and_detects_the_planted_difference(cohort)
     welch = _table(tables, "baseline", "patient-control:welch")
     ref = stats.ttest_ind(base["cortex"][patient], base["cortex"][~patient], equal_var=False)
     assert welch.loc["cortex", "statistic"] == pytest.approx(ref.statistic, rel=RTOL)
+    assert welch.loc["cortex", "effect_size"] == pytest.approx(hedges_g(
+        base["cortex"][patient].to_numpy(), base["cortex"][~patient].to_numpy())[0], rel=RTOL)
 
 
 def test_change_matches_ttest_rel_and_reports_the_missing_post_scan(cohort):
@@ -305,8 +313,8 @@ def test_missing_covariate_and_unknown_group_are_counted_not_dropped_silently(tm
     result = run_group(out, bids)
     assert result.excluded["missing covariate"] == ["20"]
     assert result.excluded["no patient/control group"] == ["21"]
-    baseline = pd.read_csv(out / "group" / "analysis-baseline_meas-SUVR+pvcnone_stats.tsv",
-                           sep="\t", keep_default_na=False)
+    baseline = pd.read_csv(out / group_stats_path("baseline", _measure()), sep="\t",
+                           keep_default_na=False)
     assert (baseline["n"] == 32).all()
 
 
@@ -410,22 +418,23 @@ def test_scatter_figure_is_drawn_for_each_measure(cohort):
     from ketpet_bids.bids.naming import group_figure_path
 
     for pvc in ("none", "gtm"):
-        svg = out / group_figure_path("symptoms", f"SUVR+pvc{pvc}", "scatter")
+        svg = out / group_figure_path("symptoms", _measure(pvc), "scatter")
         assert svg.stat().st_size > 0 and "cortex" in svg.read_text()
 
 
-def _write_maps(out, rng, shape=(8, 9, 7)):
+def _write_maps(out, rng, shape=(8, 9, 7), effect=0.2):
     """Synthetic MNI-space ``_mimap`` VT maps with planted blobs; return (truth masks).
 
-    20 patients (10 per arm), 12 controls. Baseline: patients 20% lower in ``group_blob``.
-    Post: ketamine +20% in ``change_blob``; everything else is noise (CoV 5% between
-    subjects, 2% between sessions).
+    20 patients (10 per arm), 12 controls. Baseline: patients ``effect`` (20%) lower in
+    ``group_blob``. Post: ketamine +``effect`` in ``change_blob``; everything else is noise
+    (CoV 5% between subjects, 2% between sessions). Voxels outside the brain (the first
+    x-plane) are 0 in every map and NaN in one.
     """
     import nibabel as nib
 
     grid = np.indices(shape)
     group_blob = (grid[0] < 3) & (grid[1] < 3)
-    change_blob = (grid[0] >= 5) & (grid[2] >= 4)
+    change_blob = (grid[0] >= 5) & (grid[0] < shape[0] - 1) & (grid[2] >= 4)
     affine = np.diag([2.0, 2.0, 2.0, 1.0])
     participants = pd.DataFrame({"participant_id": [f"sub-{i:02d}" for i in range(1, 33)],
                                  "group": ["patient"] * 20 + ["control"] * 12,
@@ -434,22 +443,23 @@ def _write_maps(out, rng, shape=(8, 9, 7)):
         sub = row["participant_id"][4:]
         subject_map = 4.0 * (1 + 0.05 * rng.normal(size=shape))
         if row["group"] == "patient":
-            subject_map = subject_map * np.where(group_blob, 0.8, 1.0)
+            subject_map = subject_map * np.where(group_blob, 1 - effect, 1.0)
         sessions = {"baseline": subject_map * (1 + 0.02 * rng.normal(size=shape))}
         if row["group"] == "patient":
-            effect = np.where(change_blob, 1.2, 1.0) if row["arm"] == "ketamine" else 1.0
-            sessions["post"] = subject_map * effect * (1 + 0.02 * rng.normal(size=shape))
+            change = np.where(change_blob, 1 + effect, 1.0) if row["arm"] == "ketamine" else 1
+            sessions["post"] = subject_map * change * (1 + 0.02 * rng.normal(size=shape))
         for ses, data in sessions.items():
             path = out / output_path("mimap", subject=sub, session=ses,
                                      src=f"sub-{sub}_ses-{ses}_trc-K2",
                                      space="MNI152NLin2009cAsym", model="logan", param="VT")
             path.parent.mkdir(parents=True, exist_ok=True)
+            data[-1] = np.nan if sub == "07" else 0.0
             nib.save(nib.Nifti1Image(data.astype(np.float32), affine), path)
     return participants, group_blob, change_blob
 
 
 def test_voxelwise_maps_find_planted_blobs_and_match_ols(tmp_path):
-    """Blobs of 63 and 81 voxels in a 504-voxel grid (see :func:`_write_maps`): every
+    """Blobs of 63 and 54 voxels in a 441-voxel mask (see :func:`_write_maps`): every
     planted voxel has q < 0.05 and p_FWE < 0.05; null voxels with
     q < 0.05 make at most 10% of the discoveries (FDR 5%; seeded); t at any voxel equals
     statsmodels OLS on that voxel."""
@@ -471,13 +481,13 @@ def test_voxelwise_maps_find_planted_blobs_and_match_ols(tmp_path):
     written = run_voxelwise(out, subjects, spec, result, space="MNI152NLin2009cAsym",
                             n_permutations=100)
     names = {p.relative_to(out) for p in written}
-    expected = {group_statmap_path("baseline", "VT", "patientMinuscontrol"),
-                group_statmap_path("change", "VT", "postMinusbaselineKetamine"),
-                group_statmap_path("change", "VT", "postMinusbaselinePlacebo"),
-                group_statmap_path("change", "VT", "interactionKetamineMinusplacebo")}
+    expected = {group_statmap_path("baseline", VT, "patientMinuscontrol"),
+                group_statmap_path("change", VT, "postMinusbaselineKetamine"),
+                group_statmap_path("change", VT, "postMinusbaselinePlacebo"),
+                group_statmap_path("change", VT, "interactionKetamineMinusplacebo")}
     assert names == expected
-    for rel, blob in ((group_statmap_path("baseline", "VT", "patientMinuscontrol"), group_blob),
-                      (group_statmap_path("change", "VT", "interactionKetamineMinusplacebo"),
+    for rel, blob in ((group_statmap_path("baseline", VT, "patientMinuscontrol"), group_blob),
+                      (group_statmap_path("change", VT, "interactionKetamineMinusplacebo"),
                        change_blob)):
         img = nib.load(out / rel)
         data = img.get_fdata()
@@ -495,6 +505,144 @@ def test_voxelwise_maps_find_planted_blobs_and_match_ols(tmp_path):
         space="MNI152NLin2009cAsym", model="logan", param="VT")).get_fdata()[0, 0, 0]
         for s in subjects.index])
     fit = sm.OLS(base, sm.add_constant((subjects["group"] == "patient").to_numpy(float))).fit()
-    t = nib.load(out / group_statmap_path("baseline", "VT", "patientMinuscontrol")).get_fdata()
+    t = nib.load(out / group_statmap_path("baseline", VT, "patientMinuscontrol")).get_fdata()
     assert t[0, 0, 0, 0] == pytest.approx(fit.tvalues[1], rel=1e-5)  # float32 storage
     assert t[0, 0, 0, 1] == pytest.approx(fit.params[1], rel=1e-5)
+
+
+def _composite_dataset(root, with_morph=True):
+    """6 subjects (3 patients), baseline only: SUVR of regions computed from TACs over a late
+    window and a reference TAC, a k2 column, and per-subject region volumes (morph.tsv)."""
+    rng = np.random.default_rng(11)
+    regions = ["frontal", "insula", "thalamus", "habenula-left", "habenula-right"]
+    bids, out = root / "bids", root / "out"
+    bids.mkdir(parents=True)
+    ids = [f"{i}" for i in range(1, 7)]
+    pd.DataFrame({"participant_id": [f"sub-{s}" for s in ids],
+                  "group": ["patient"] * 3 + ["control"] * 3}).to_csv(
+        bids / "participants.tsv", sep="\t", index=False)
+    t = np.linspace(0, 60, 61)
+    late = t >= 30
+    truth = {}
+    for sub in ids:
+        volumes = rng.uniform(100, 5000, len(regions))
+        tacs = rng.uniform(1, 3, (len(regions), 1)) * (1 - np.exp(-t / rng.uniform(5, 20, (
+            len(regions), 1))))
+        reference = tacs.mean(axis=0) * 0.8
+        suvr = tacs[:, late].mean(axis=1) / reference[late].mean()
+        composite = (volumes[:2] @ tacs[:2])  / volumes[:2].sum()  # the union's TAC
+        truth[sub] = {"cortex": composite[late].mean() / reference[late].mean(),
+                      "habenula": (volumes[3:] @ tacs[3:])[late].mean() / volumes[3:].sum()
+                      / reference[late].mean()}
+        src = f"sub-{sub}_trc-K2"
+        path = out / output_path("kinpar", subject=sub, src=src, atlas="sim", model="suvr")
+        path.parent.mkdir(parents=True)
+        pd.DataFrame({"region": regions, "SUVR": suvr, "k2": rng.uniform(0.1, 0.2, 5)}).to_csv(
+            path, sep="\t", index=False, float_format="%.12g")
+        if with_morph:
+            morph = out / output_path("morph", subject=sub, atlas="sim")
+            morph.parent.mkdir(parents=True)
+            pd.DataFrame({"index": range(1, 6), "name": regions, "volume_mm3": volumes}).to_csv(
+                morph, sep="\t", index=False, float_format="%.12g")
+    return bids, out, truth
+
+
+def test_composites_are_inferred_and_equal_the_suvr_of_the_union_curve(tmp_path):
+    """The SUVR of a volume-weighted composite equals the SUVR of the union's TAC (the mean
+    activity over its voxels) to 1e-9: 12 significant digits in the tables. Rate constants get
+    no composite; the inferred spec names cortex and the bilateral habenula."""
+    from ketpet_bids.workflows.group import GroupResult, add_composites, read_measures
+
+    bids, out, truth = _composite_dataset(tmp_path)
+    spec = infer_spec(bids, out)
+    assert spec["composites"] == {"cortex": ["frontal", "insula"],
+                                  "habenula": ["habenula-left", "habenula-right"]}
+    result = GroupResult()
+    measures = add_composites(read_measures(out, "sub-*/**/*_kinpar.tsv"), spec["composites"],
+                              out, result)
+    added = measures[measures["region"].isin(["cortex", "habenula"])]
+    assert set(added["param"]) == {"SUVR"} and len(added) == 12
+    for row in added.itertuples():
+        assert row.value == pytest.approx(truth[row.subject][row.region], rel=1e-9)
+    assert any("composite 'cortex' = volume-weighted mean of frontal, insula" in n
+               for n in result.notes)
+    # In the tables like any region: the Welch row of cortex is the difference of the means.
+    run = run_group(out, bids, spec={"covariates": []})
+    table = pd.read_csv(run.stats_files[0], sep="\t")
+    welch = table[(table["contrast"] == "patient-control:welch") & (table["region"] == "cortex")]
+    cortex = np.array([truth[s]["cortex"] for s in "123456"])
+    assert welch["estimate"].iloc[0] == pytest.approx(cortex[:3].mean() - cortex[3:].mean(),
+                                                      rel=1e-5)
+    assert run.spec["composites"] == spec["composites"]
+
+
+def test_composites_from_the_spec_without_volumes_are_unweighted_and_say_so(tmp_path):
+    from ketpet_bids.workflows.group import GroupResult, add_composites, read_measures
+
+    bids, out, _ = _composite_dataset(tmp_path, with_morph=False)
+    spec_file = tmp_path / "spec.yml"
+    spec_file.write_text("composites: {deep: [thalamus, habenula-left], absent: [x, y]}\n")
+    spec = load_group_spec(spec_file, bids)
+    assert spec["composites"] == {"deep": ["thalamus", "habenula-left"], "absent": ["x", "y"]}
+    result = GroupResult()
+    measures = read_measures(out, "sub-*/**/*_kinpar.tsv")
+    added = add_composites(measures, spec["composites"], out, result)
+    deep = added[added["region"] == "deep"].set_index("subject")["value"]
+    wide = measures[measures["param"] == "SUVR"].pivot(index="subject", columns="region",
+                                                       values="value")
+    np.testing.assert_allclose(deep[wide.index], (wide["thalamus"] + wide["habenula-left"]) / 2,
+                               rtol=1e-12)
+    assert any("no morph.tsv for 6 of 6 subjects" in n for n in result.notes)
+    assert any("composite 'absent': no measure has all of its regions" in n
+               for n in result.notes)
+    spec_file.write_text("composites: {deep: thalamus}\n")
+    with pytest.raises(InputError, match="composites must map a name"):
+        load_group_spec(spec_file, bids)
+
+
+VOXEL_SPEC = {"group_column": "group", "patient_label": "patient", "control_label": "control",
+              "arm_column": "arm", "placebo_label": "placebo", "covariates": [],
+              "baseline_session": "baseline", "post_session": "post", "seed": 0}
+
+
+def test_voxelwise_family_wise_error_holds_on_null_maps(tmp_path):
+    """No planted effect: over 3 seeds × 4 contrasts (12 families of 7 × 9 × 7 = 441 voxels),
+    max-T (40 permutations) flags a voxel at p_FWE < 0.05 in ≤ 2 families (expected 0.6;
+    binomial P(≥ 3 | 12, 0.05) = 0.02). The mask drops the out-of-brain plane (0 everywhere,
+    NaN in one subject)."""
+    import nibabel as nib
+
+    from ketpet_bids.workflows.group import GroupResult, run_voxelwise
+
+    families = flagged = 0
+    for seed in range(3):
+        out = tmp_path / f"s{seed}"
+        participants, *_ = _write_maps(out, np.random.default_rng(100 + seed), effect=0.0)
+        subjects = participants.set_index(participants["participant_id"].str[4:])
+        for path in run_voxelwise(out, subjects, {**VOXEL_SPEC, "seed": seed}, GroupResult(),
+                                  space="MNI152NLin2009cAsym", n_permutations=40):
+            data = nib.load(path).get_fdata()
+            assert np.isnan(data[-1]).all() and np.isfinite(data[:-1]).all()
+            families += 1
+            flagged += bool((data[..., 4] < 0.05).any())
+    assert families == 12 and flagged <= 2
+
+
+def test_group_run_writes_statmaps_and_the_report_shows_their_slices(tmp_path):
+    """``run_group(voxelwise_space=…)`` finds the maps beside the regional tables; the report
+    embeds one slice view per statmap (the figure the group level drew)."""
+    from ketpet_bids.reports.group import build_group_report
+
+    bids, out, *_ = _cohort(tmp_path)
+    participants, group_blob, _ = _write_maps(out, np.random.default_rng(5))
+    participants.to_csv(bids / "participants.tsv", sep="\t", index=False)
+    result = run_group(out, bids, spec={**VOXEL_SPEC, "symptom_column": None,
+                                        "prediction": False},
+                       voxelwise_space="MNI152NLin2009cAsym")
+    assert len(result.statmaps) == 4
+    page = build_group_report(out, result.stats_files, result.notes, result.statmaps)
+    text = page.read_text()
+    for path in result.statmaps:
+        stem = path.name.replace("_statmap.nii.gz", "")
+        svg = out / "group" / "figures" / f"{stem}_desc-slices.svg"
+        assert svg.stat().st_size > 0 and f"figures/{svg.name}" in text
