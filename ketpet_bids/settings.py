@@ -44,6 +44,7 @@ class Settings:
     atlas_space: str | None = None
     fs_subjects_dir: Path | None = None
     anat_derivatives: Path | None = None
+    anat_reference: str = "first"
     tac_method: Literal["weighted", "unmix"] = "weighted"
     pvc: tuple[str, ...] = ()
     pvc_psf: tuple[float, ...] = ()

@@ -39,14 +39,23 @@ def rows() -> list[tuple[str, str]]:
     table = [(pattern(spec), spec.description) for spec in naming.OUTPUTS.values()]
     table.append((naming.report_path("SUBJECT").as_posix().replace("SUBJECT", "<subject>"),
                   "Participant report (HTML; figures under sub-<subject>/figures/)."))
-    table.append((naming.group_stats_path("ANALYSIS", "MEASURE").as_posix()
-                  .replace("ANALYSIS", "<analysis>").replace("MEASURE", "<measure>"),
-                  "Group statistics table, one row per region and contrast."))
-    table.append((naming.group_statmap_path("ANALYSIS", "MEASURE", "CONTRAST").as_posix()
-                  .replace("ANALYSIS", "<analysis>").replace("MEASURE", "<measure>")
-                  .replace("CONTRAST", "<contrast>"),
-                  "Group voxelwise statistical map in template space."))
+    measure = naming.group_measure("PARAM", trc="TRC", seg="ATLAS", pvc="PVC", model="MODEL")
+    maps = naming.group_measure("PARAM", trc="TRC", pvc="PVC", model="MODEL")
+    table.append((_group(naming.group_stats_path("ANALYSIS", measure)),
+                  "Group statistics table, one row per region and contrast (+ JSON: design, "
+                  "meaning of effect_size)."))
+    table.append((_group(naming.group_statmap_path("ANALYSIS", maps, "CONTRAST")),
+                  "Group voxelwise map in template space: volumes t, estimate, p, q_fdr[, "
+                  "p_fwe] (+ JSON)."))
     return table
+
+
+def _group(path) -> str:
+    """A group path pattern with placeholders in angle brackets, optional parts bracketed."""
+    return (path.as_posix().replace("trc-TRC_", "[trc-<tracer>_]")
+            .replace("_pvc-PVC", "[_pvc-<pvc>]").replace("ATLAS", "<atlas>")
+            .replace("MODEL", "<model>").replace("PARAM", "<param>")
+            .replace("ANALYSIS", "<analysis>").replace("CONTRAST", "<contrast>"))
 
 
 class OutputsTable(SphinxDirective):

@@ -7,6 +7,8 @@ For ``--anat-derivatives DIR`` we look, for one subject, in ``sub-<s>/anat/`` an
     sub-<s>[_ses-<ss>]_desc-brain_mask.nii[.gz]
     sub-<s>[_ses-<ss>]_label-{GM,WM,CSF}_probseg.nii[.gz]
     sub-<s>[_ses-<ss>]_seg-<name>_dseg.nii[.gz]  +  the same name ending in _dseg.tsv
+    sub-<s>[_ses-<ss>]_from-T1w_to-MNI152NLin2009cAsym_mode-image_xfm.h5  (and the inverse,
+    from-MNI152NLin2009cAsym_to-T1w: used together, instead of a new template registration)
 
 Files with a ``space-`` entity other than ``T1w`` (template-space outputs) are skipped. Every
 ``seg-<name>`` segmentation becomes an atlas called ``<name>``; its TSV must have ``index``
@@ -29,6 +31,7 @@ from ketpet_bids.errors import InputError
 LOGGER = logging.getLogger("ketpet_bids.anat")
 
 TISSUES = ("GM", "WM", "CSF")
+TEMPLATE = "MNI152NLin2009cAsym"
 _NIFTI = re.compile(r"^(?P<stem>.+)\.nii(\.gz)?$")
 
 
@@ -50,6 +53,9 @@ class AnatDerivatives:
         Tissue → probability map, for the tissues found among GM, WM, CSF.
     segs
         Atlas name → (label image, label table TSV), one per ``seg-<name>`` dseg.
+    template_xfms
+        (T1w → template, template → T1w) ANTs HDF5 transforms to :data:`TEMPLATE`, when both
+        are present.
     """
 
     root: Path
@@ -59,6 +65,7 @@ class AnatDerivatives:
     brain_mask: Path | None = None
     probsegs: dict[str, Path] = field(default_factory=dict)
     segs: dict[str, tuple[Path, Path]] = field(default_factory=dict)
+    template_xfms: tuple[Path, Path] | None = None
 
     @property
     def probseg_list(self) -> list[Path]:
@@ -69,9 +76,10 @@ class AnatDerivatives:
 
 
 def _entities(name: str) -> tuple[dict[str, str], str] | None:
-    """Entities and suffix of a NIfTI/TSV file name, or ``None`` if it is not BIDS-like."""
+    """Entities and suffix of a NIfTI/TSV/HDF5 file name, or ``None`` if not BIDS-like."""
     match = _NIFTI.match(name)
-    stem = match["stem"] if match else name[:-4] if name.endswith(".tsv") else None
+    stem = match["stem"] if match else next(
+        (name[: -len(ext)] for ext in (".tsv", ".h5") if name.endswith(ext)), None)
     if stem is None:
         return None
     *pairs, suffix = stem.split("_")
@@ -131,20 +139,28 @@ def find_anat_derivatives(root: Path, subject: str) -> AnatDerivatives | None:
             slots.setdefault("mask", []).append(path)
         elif suffix == "probseg" and ents.get("label") in TISSUES:
             slots.setdefault(ents["label"], []).append(path)
+        elif suffix == "xfm" and ents.get("mode") == "image":
+            direction = (ents.get("from"), ents.get("to"))
+            if direction in (("T1w", TEMPLATE), (TEMPLATE, "T1w")):
+                slots.setdefault(direction[1], []).append(path)
     probsegs = {t: p for t in TISSUES
                 if (p := _pick(slots.get(t, []), f"label-{t} probseg", folder))}
+    xfms = (_pick(slots.get(TEMPLATE, []), f"T1w to {TEMPLATE} transform", folder),
+            _pick(slots.get("T1w", []), f"{TEMPLATE} to T1w transform", folder))
     return AnatDerivatives(
         root=Path(root), subject=subject, session=session,
         t1w_preproc=_pick(slots.get("t1w", []), "desc-preproc T1w", folder),
         brain_mask=_pick(slots.get("mask", []), "desc-brain mask", folder),
-        probsegs=probsegs, segs=dict(sorted(atlases.items())))
+        probsegs=probsegs, segs=dict(sorted(atlases.items())),
+        template_xfms=xfms if all(xfms) else None)
 
 
 def _scan(folder: Path) -> list[tuple[Path, dict[str, str], str]]:
-    """NIfTI files of ``folder`` in T1w space with their entities and suffix."""
+    """NIfTI files of ``folder`` in T1w space and HDF5 transforms, with entities and suffix."""
     out = []
     for path in sorted(folder.iterdir()):
-        parsed = _entities(path.name) if _NIFTI.match(path.name) else None
+        is_image = _NIFTI.match(path.name) or path.name.endswith("_xfm.h5")
+        parsed = _entities(path.name) if is_image else None
         if parsed and parsed[0].get("space", "T1w") == "T1w":
             out.append((path, *parsed))
     return out

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ketpet_bids.cli.run import main as ketpet_main
@@ -30,6 +32,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextmanager
+def demo_templates(root: Path) -> Iterator[None]:
+    """Point ``TEMPLATEFLOW_HOME`` at a TemplateFlow tree made from the simulator's phantom
+    (restored on exit).
+
+    The demo runs offline, so the MNI152NLin2009cAsym files (template, tissue priors, aseg,
+    Schaefer and MASSP atlases) are stand-ins rendered from a deformed phantom on the tiny
+    study's 2 mm grid (``ketpet_bids.sim.templateflow``); real studies use the real files.
+    """
+    from ketpet_bids.sim.templateflow import write_templateflow
+
+    if not (root / "tpl-MNI152NLin2009cAsym").is_dir():
+        write_templateflow(root, voxel_mm=2.0)
+    before = os.environ.get("TEMPLATEFLOW_HOME")
+    os.environ["TEMPLATEFLOW_HOME"] = str(root)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TEMPLATEFLOW_HOME")
+        else:
+            os.environ["TEMPLATEFLOW_HOME"] = before
+
+
+def participant_options(bids_dir: Path, work: Path, nprocs: int, psf_fwhm: float
+                        ) -> list[str]:
+    """Participant-level options of the demo: K-2 preset, the simulator's anatomy (seg-sim)
+    plus the default template atlas, maps in T1w and template space, and GTM when the
+    simulated scanner has a PSF (it is known for simulated data)."""
+    pvc = ["--pvc", "gtm", "--pvc-psf", str(psf_fwhm)] if psf_fwhm > 0 else []
+    return ["-w", str(work), "--nprocs", str(nprocs), "--preset", "k2",
+            "--anat-derivatives", str(bids_dir / "derivatives" / "sim-anat"),
+            "--atlas", "default", "--voxelwise", "both", *pvc]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; return the exit code of the first level that fails, else 0."""
     from ketpet_bids.sim import simulate_study
@@ -42,15 +79,11 @@ def main(argv: list[str] | None = None) -> int:
         simulate_study(bids_dir, n_patients=args.n_patients, n_controls=args.n_controls,
                        size="tiny", seed=args.seed, preset="k2-ketamine", noise=args.noise,
                        psf_fwhm_mm=args.psf_fwhm)
-    common = [str(bids_dir), str(derivatives)]
-    # The scanner resolution is known for simulated data: correct for partial volumes (GTM).
-    pvc = ["--pvc", "gtm", "--pvc-psf", str(args.psf_fwhm)] if args.psf_fwhm > 0 else []
-    code = ketpet_main([*common, "participant", "-w", str(work), "--nprocs", str(args.nprocs),
-                        "--preset", "k2", "--anat-derivatives",
-                        str(bids_dir / "derivatives" / "sim-anat"), *pvc])
-    if code:
-        return code
-    code = ketpet_main([*common, "group", "-w", str(work)])
+    with demo_templates(out / "templateflow"):
+        code = ketpet_main([str(bids_dir), str(derivatives), "participant",
+                            *participant_options(bids_dir, work, args.nprocs, args.psf_fwhm)])
+        if not code:
+            code = ketpet_main([str(bids_dir), str(derivatives), "group", "-w", str(work)])
     if code:
         return code
     print("\nDemo finished.")

@@ -88,14 +88,22 @@ def build_parser() -> argparse.ArgumentParser:
     proc.add_argument("--coreg", choices=("ants", "identity"), default="ants",
                       help="PET→T1w co-registration (identity: already aligned)")
     proc.add_argument("--atlas", nargs="+", default=[], metavar="NAME|PATH",
-                      help="atlases: a label image (with a same-named .tsv: index name) in "
-                      "T1w space")
+                      help="atlases: 'default' (combined template atlas: aseg nuclei, "
+                      "Schaefer cortex, MASSP habenula; needs TemplateFlow files), 'brain' "
+                      "(one whole-brain region), or a label image with a same-named .tsv "
+                      "(index name) in T1w space. Default: the anatomical derivatives' and "
+                      "FreeSurfer's segmentations when given, else 'default'")
     proc.add_argument("--atlas-space", metavar="SPACE", help="space of --atlas PATH images")
     proc.add_argument("--fs-subjects-dir", type=Path, metavar="DIR",
                       help="FreeSurfer SUBJECTS_DIR with aparc+aseg per subject")
     proc.add_argument("--anat-derivatives", type=Path, metavar="DIR",
                       help="sMRIPrep/fMRIPrep-style derivatives to use instead of recomputing "
                       "(desc-preproc_T1w, desc-brain_mask, label-<GM|WM|CSF>_probseg, seg-<name>_dseg)")
+    proc.add_argument("--anat-reference", default="first", metavar="first|unbiased|ses-<label>",
+                      type=_anat_reference,
+                      help="anatomical reference shared by all of a subject's sessions: the "
+                      "first session's T1w, an unbiased rigid mid-space average of all "
+                      "sessions' T1w images, or a chosen session's T1w")
     proc.add_argument("--tac-method", choices=("weighted", "unmix"), default="weighted",
                       help="regional means: 'weighted' by the fraction of each PET voxel in the "
                       "region, or 'unmix' (solve for region values given the fractions, a GTM "
@@ -114,12 +122,21 @@ def build_parser() -> argparse.ArgumentParser:
     proc.add_argument("--tstar", type=float, metavar="SEC",
                       help="start of the linear phase for graphical methods")
     proc.add_argument("--voxelwise", choices=("none", "T1w", "MNI", "both"), default="T1w",
-                      help="spaces of voxelwise parametric maps")
+                      help="spaces of voxelwise parametric maps (MNI: MNI152NLin2009cAsym, "
+                      "2 mm, through the SyN transform; needs TemplateFlow files)")
 
     grp = parser.add_argument_group("group level")
     grp.add_argument("--group-spec", type=Path, metavar="FILE",
                      help="YAML group design (default inferred from participants.tsv)")
     return parser
+
+
+def _anat_reference(value: str) -> str:
+    """``--anat-reference`` value: ``first``, ``unbiased`` or ``ses-<label>``."""
+    label = value.removeprefix("ses-")
+    if value in ("first", "unbiased") or (value.startswith("ses-") and label.isalnum()):
+        return value
+    raise argparse.ArgumentTypeError(f"'{value}' is not first, unbiased or ses-<label>")
 
 
 def _strip(labels: list[str], prefix: str, option: str) -> tuple[str, ...]:
@@ -184,6 +201,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         atlas_space=args.atlas_space,
         fs_subjects_dir=args.fs_subjects_dir,
         anat_derivatives=args.anat_derivatives.absolute() if args.anat_derivatives else None,
+        anat_reference=args.anat_reference,
         tac_method=args.tac_method,
         pvc=tuple(args.pvc),
         pvc_psf=tuple(args.pvc_psf),

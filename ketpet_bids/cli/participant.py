@@ -197,8 +197,7 @@ def methods_stages(settings: Settings, atlases: list[str], runs: list[PetRun]
     from ketpet_bids.workflows.base import run_models
 
     stages: dict[str, dict] = {
-        "anat": ({"source": "derivatives", "derivatives": str(settings.anat_derivatives)}
-                 if settings.anat_derivatives else {}),
+        "anat": _anat_stage(settings, runs),
         "coreg": {"method": settings.coreg},
         "regions": {"atlases": atlases},
         "tacs": {},
@@ -225,6 +224,23 @@ def methods_stages(settings: Settings, atlases: list[str], runs: list[PetRun]
     return stages
 
 
+def _anat_stage(settings: Settings, runs: list[PetRun]) -> dict:
+    """Settings of the anatomy stage as run: derivatives, reference, template."""
+    from ketpet_bids.workflows.base import find_subject_anatomy, needs_template
+
+    stage: dict = ({"source": "derivatives", "derivatives": str(settings.anat_derivatives)}
+                   if settings.anat_derivatives else {})
+    multi = any(len({r.session for r in runs if r.subject == s}) > 1
+                for s in {r.subject for r in runs})
+    if multi and not settings.anat_derivatives and settings.anat_reference != "first":
+        stage["reference"] = settings.anat_reference
+    anatomies = [find_subject_anatomy(settings, s) for s in sorted({r.subject for r in runs})]
+    if any(needs_template(settings, a) and not (a.derivatives and a.derivatives.template_xfms)
+           for a in anatomies):
+        stage["template"] = "MNI152NLin2009cAsym"  # registered here (not given)
+    return stage
+
+
 def write_methods(settings: Settings, runs: list[PetRun]) -> None:
     """Write ``logs/CITATION.md`` and ``.bib`` describing exactly what ran."""
     from ketpet_bids.reports.boilerplate import (
@@ -241,15 +257,15 @@ def write_methods(settings: Settings, runs: list[PetRun]) -> None:
 
 def _report_runs(settings: Settings, runs: list[PetRun],
                  metadata: dict[Path, PetMetadata] | None) -> list[dict]:
-    from ketpet_bids.workflows.base import find_subject_anatomy
+    from ketpet_bids.workflows.base import find_subject_anatomy, run_models
 
     items = []
     for run in runs:
         items.append({
             "src": run.source_prefix, "session": run.session,
             "atlases": find_subject_anatomy(settings, run.subject).atlas_names,
-            "models": list(settings.models),
-            "pvc": list(settings.pvc),
+            "models": list(run_models(settings, run)),
+            "pvc": list(settings.pvc), "pet": str(run.pet),
             "metadata": _run_metadata(run, metadata[run.pet]) if metadata else {},
         })
     return items

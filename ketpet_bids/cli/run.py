@@ -15,8 +15,6 @@ from ketpet_bids.cli.parser import parse_args
 from ketpet_bids.errors import InputError, ProcessingError
 from ketpet_bids.settings import Settings
 
-IMPLEMENTED_VOXELWISE = ("none", "T1w")
-
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``ketpet-bids`` with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
@@ -60,9 +58,17 @@ def check_settings(settings: Settings) -> None:
     if settings.fs_subjects_dir and not settings.fs_subjects_dir.is_dir():
         raise InputError(settings.fs_subjects_dir, "--fs-subjects-dir is not a directory",
                          "give FreeSurfer's SUBJECTS_DIR")
-    if settings.voxelwise not in IMPLEMENTED_VOXELWISE:
-        raise InputError("--voxelwise", f"'{settings.voxelwise}' maps need template "
-                         "registration, not available in this version", "use T1w or none")
+    if settings.voxelwise in ("MNI", "both") or "default" in settings.atlas:
+        from ketpet_bids.workflows.anat import find_template_inputs
+
+        # exit 2 naming the missing template file (offline)
+        find_template_inputs(atlases="default" in settings.atlas)
+    if settings.anat_reference == "unbiased" and (settings.fs_subjects_dir
+                                                  or settings.anat_derivatives):
+        given = "--fs-subjects-dir" if settings.fs_subjects_dir else "--anat-derivatives"
+        raise InputError("--anat-reference", f"'unbiased' builds a new mid-space T1w, but "
+                         f"{given} brings anatomy computed in one session's space",
+                         "use --anat-reference first (or a session) with existing anatomy")
     if settings.atlas_space not in (None, "T1w"):
         raise InputError("--atlas-space", "only T1w-space atlases are supported in this "
                          "version", "resample the atlas to each T1w or use --anat-derivatives")
@@ -84,11 +90,14 @@ def run_group_level(settings: Settings) -> None:
         raise InputError(settings.output_dir, "no participant-level outputs here",
                          "run the participant level first")
     started = time.monotonic()
-    spec = load_group_spec(settings.group_spec, settings.bids_dir)
+    spec = load_group_spec(settings.group_spec, settings.bids_dir, settings.output_dir)
     print("Group design (override with --group-spec):")
     for key, value in spec.items():
         print(f"  {key}: {value}")
-    result = run_group(settings.output_dir, settings.bids_dir, spec=spec)
+    # Voxelwise contrasts run on the template-space maps the participant level wrote (none:
+    # regional analyses only), unless --voxelwise none.
+    space = None if settings.voxelwise == "none" else "MNI152NLin2009cAsym"
+    result = run_group(settings.output_dir, settings.bids_dir, spec=spec, voxelwise_space=space)
     report = build_group_report(settings.output_dir, result.stats_files, notes=result.notes,
                                 statmaps=result.statmaps)
     print(f"Group level finished in {time.monotonic() - started:.1f} s: "

@@ -12,7 +12,9 @@ names the missing file and the pre-fetch command. The Docker image pre-fetches
 
 from __future__ import annotations
 
+import io
 import os
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 from ketpet_bids.errors import InputError
@@ -99,7 +101,8 @@ def template_file(template: str = DEFAULT_TEMPLATE, *, home: Path | None = None,
     if path.is_file() and path.stat().st_size > 0:
         return path
     try:
-        client.get(template, extension=extension, **query)
+        with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
+            client.get(template, extension=extension, **query)  # it prints "Downloading …"
     except Exception as err:  # noqa: BLE001 - requests/OS/RuntimeError all mean "offline"
         raise InputError(path, f"template file missing and cannot be downloaded "
                          f"({type(err).__name__})", hint) from None

@@ -1,4 +1,6 @@
-"""Thin nipype interfaces for T1w processing and atlas bookkeeping (numerics in ``core``)."""
+"""Thin nipype interfaces for T1w processing, template registration, tissue classes and
+atlas bookkeeping (numerics in ``core``). ITK follows ``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS``
+(the scheduler sets it)."""
 
 from __future__ import annotations
 
@@ -10,13 +12,23 @@ import pandas as pd
 from nipype.interfaces.base import (
     BaseInterfaceInputSpec,
     File,
+    InputMultiObject,
+    OutputMultiObject,
     SimpleInterface,
     TraitedSpec,
     traits,
 )
 
 from ketpet_bids.bids.sink import write_tsv, write_with
-from ketpet_bids.core.anat import brain_mask, n4_bias_correct
+from ketpet_bids.core.anat import (
+    LABEL_INTERPOLATIONS,
+    TISSUES,
+    apply_transforms,
+    brain_mask,
+    n4_bias_correct,
+    register_to_template,
+    segment_tissues,
+)
 from ketpet_bids.core.freesurfer import freesurfer_lut, labels_to_t1w
 from ketpet_bids.core.regions import (
     as_label_array,
@@ -168,4 +180,112 @@ class FreeSurferToT1w(SimpleInterface):
                                     ref.shape[:3], ref.affine)
             self._results["brain_mask"] = _save_like(mask, ref, cwd / "fs_brain_mask.nii.gz",
                                                      np.uint8)
+        return runtime
+
+
+class _TemplateRegistrationInputSpec(BaseInterfaceInputSpec):
+    t1w = File(exists=True, mandatory=True, desc="bias-corrected T1w (3D)")
+    brain_mask = File(exists=True, desc="T1w brain mask (restricts the SyN metric)")
+    template_t1w = File(exists=True, mandatory=True, desc="template T1w (e.g. res-01)")
+    template_mask = File(exists=True, desc="template brain mask")
+    seed = traits.Int(0, usedefault=True, desc="seed (same seed, identical transforms)")
+    quick = traits.Bool(False, usedefault=True, desc="register 2 mm copies (≈10× faster)")
+
+
+class _TemplateRegistrationOutputSpec(TraitedSpec):
+    t1w_to_template = File(exists=True, desc="ANTs composite (HDF5): T1w → template")
+    template_to_t1w = File(exists=True, desc="ANTs composite (HDF5): template → T1w")
+
+
+class TemplateRegistration(SimpleInterface):
+    """T1w → template SyN (``core.anat.register_to_template``); both composite transforms."""
+
+    input_spec = _TemplateRegistrationInputSpec
+    output_spec = _TemplateRegistrationOutputSpec
+
+    def _run_interface(self, runtime):
+        optional = {name: Path(getattr(self.inputs, name)) if getattr(self.inputs, name)
+                    else None for name in ("brain_mask", "template_mask")}
+        xfm = register_to_template(
+            Path(self.inputs.t1w), optional["brain_mask"], Path(self.inputs.template_t1w),
+            optional["template_mask"], Path(runtime.cwd) / "t1w_to_template_",
+            seed=self.inputs.seed, quick=self.inputs.quick)
+        self._results["t1w_to_template"] = str(xfm.to_template)
+        self._results["template_to_t1w"] = str(xfm.to_t1w)
+        return runtime
+
+
+class _TissueSegmentationInputSpec(BaseInterfaceInputSpec):
+    t1w = File(exists=True, mandatory=True, desc="bias-corrected T1w (3D)")
+    brain_mask = File(exists=True, mandatory=True, desc="brain mask (CSF included)")
+    prior_files = InputMultiObject(File(exists=True), requires=["template_to_t1w"],
+                                   desc="[GM, WM, CSF] prior probabilities in template space")
+    template_to_t1w = File(exists=True, desc="ANTs transform(s) template → T1w for the priors")
+    prior_weight = traits.Range(0.0, 1.0, 0.25, usedefault=True,
+                                desc="weight of the priors (0: initialisation only)")
+
+
+class _TissueSegmentationOutputSpec(TraitedSpec):
+    probsegs = OutputMultiObject(File(exists=True),
+                                 desc="[GM, WM, CSF] probability maps in T1w space (float32)")
+
+
+class TissueSegmentation(SimpleInterface):
+    """GM/WM/CSF probabilities (``core.anat.segment_tissues``, Atropos), from k-means or from
+    template priors warped into T1w space (linear)."""
+
+    input_spec = _TissueSegmentationInputSpec
+    output_spec = _TissueSegmentationOutputSpec
+
+    def _run_interface(self, runtime):
+        img = nib.load(self.inputs.t1w)
+        data = np.asarray(img.dataobj, dtype=np.float32).reshape(img.shape[:3])
+        mask = np.asarray(nib.load(self.inputs.brain_mask).dataobj).reshape(img.shape[:3]) > 0
+        priors = None
+        if self.inputs.prior_files:
+            if len(self.inputs.prior_files) != len(TISSUES):
+                raise ValueError(f"prior_files must be {list(TISSUES)}, got "
+                                 f"{len(self.inputs.prior_files)} files")
+            xfm = [Path(self.inputs.template_to_t1w)]
+            priors = {tissue: apply_transforms(Path(f), Path(self.inputs.t1w), xfm, "linear")
+                      for tissue, f in zip(TISSUES, self.inputs.prior_files, strict=True)}
+        probs = segment_tissues(data, mask, priors, self.inputs.prior_weight)
+        cwd = Path(runtime.cwd)
+        self._results["probsegs"] = [
+            _save_like(probs[t], img, cwd / f"label-{t}_probseg.nii.gz", np.float32)
+            for t in TISSUES]
+        return runtime
+
+
+class _ApplyTransformsInputSpec(BaseInterfaceInputSpec):
+    moving = File(exists=True, mandatory=True, desc="3D image to resample (labels or a map)")
+    reference = File(exists=True, mandatory=True, desc="image defining the output grid")
+    transforms = InputMultiObject(File(exists=True), mandatory=True,
+                                  desc="ANTs transforms, antsApplyTransforms order")
+    interpolation = traits.Enum("linear", *LABEL_INTERPOLATIONS, usedefault=True,
+                                desc="linear for maps; genericLabel/nearestNeighbor for labels")
+
+
+class _ApplyTransformsOutputSpec(TraitedSpec):
+    out_file = File(exists=True, desc="resampled image: labels keep their dtype, maps float32")
+
+
+class ApplyTransforms(SimpleInterface):
+    """Resample an image through ANTs transforms (``core.anat.apply_transforms``): atlases
+    template → T1w, parametric maps T1w → template (NaN stays NaN, without spreading)."""
+
+    input_spec = _ApplyTransformsInputSpec
+    output_spec = _ApplyTransformsOutputSpec
+
+    def _run_interface(self, runtime):
+        moving = Path(self.inputs.moving)
+        data = apply_transforms(moving, Path(self.inputs.reference),
+                                [Path(t) for t in self.inputs.transforms],
+                                self.inputs.interpolation)
+        labels = self.inputs.interpolation in LABEL_INTERPOLATIONS
+        dtype = nib.load(moving).get_data_dtype().type if labels else np.float32
+        name = moving.name.removesuffix(".gz").removesuffix(".nii")
+        self._results["out_file"] = _save_like(
+            data, nib.load(self.inputs.reference), Path(runtime.cwd) / f"{name}_warped.nii.gz",
+            dtype)
         return runtime

@@ -75,11 +75,20 @@ def _anat(s: Mapping[str, Any]) -> tuple[list[str], set[str]]:
     else:
         out = ["The T1-weighted (T1w) image was corrected for intensity non-uniformity with "
                "N4" + _cite("Tustison2010") + ", skull-stripped and segmented into grey "
-               "matter, white matter and cerebrospinal fluid."]
+               "matter, white matter and cerebrospinal fluid with Atropos"
+               + _cite("Avants2011atropos") + "."]
+    if s.get("reference") == "unbiased":
+        out.insert(0, "Each participant's T1w images from all sessions were rigidly aligned "
+                   "to an unbiased mid-space and averaged" + _cite("Reuter2012") + "; this "
+                   "average served as the anatomical reference of every session.")
+    elif s.get("reference"):
+        out.insert(0, f"The T1w image of {s['reference']} served as the anatomical reference "
+                   "of every session.")
     if s.get("template"):
-        out.append(f"It was normalised to the {s['template']} template with symmetric "
-                   f"diffeomorphic (SyN) registration in ANTs{_cite('Avants2008')}.")
-    return out, {"source", "derivatives", "template"}
+        out.append(f"It was normalised to the {s['template']} template{_cite('Fonov2011')} "
+                   f"with symmetric diffeomorphic (SyN) registration in ANTs"
+                   f"{_cite('Avants2008')}.")
+    return out, {"source", "derivatives", "template", "reference"}
 
 
 def _hmc(s: Mapping[str, Any]) -> tuple[list[str], set[str]]:
@@ -110,6 +119,13 @@ def _regions(s: Mapping[str, Any]) -> tuple[list[str], set[str]]:
     what = f"the {_join(atlases)} segmentation{'s' if len(atlases) > 1 else ''}" if atlases \
         else "the chosen segmentation"
     out = [f"Regions of interest were defined in T1w space by {what}."]
+    if "default" in atlases:
+        out.append("The default atlas combined, in template space, FreeSurfer's aseg "
+                   "subcortical nuclei, cerebellar grey matter, brainstem and white matter"
+                   + _cite("Fischl2002") + ", the Schaefer 100-parcel 7-network cortical "
+                   "parcellation grouped by network and hemisphere" + _cite("Schaefer2018")
+                   + " and the MASSP habenulae" + _cite("Bazin2020") + ", and was brought "
+                   "into T1w space through the inverse of the template transform.")
     if s.get("fs_subjects_dir"):
         out.append(f"FreeSurfer segmentations were read from {s['fs_subjects_dir']}.")
     return out, {"atlases", "fs_subjects_dir"}

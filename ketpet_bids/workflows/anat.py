@@ -1,15 +1,19 @@
-"""Anatomy: preprocessed T1w, brain mask, tissue maps and atlases in T1w space.
+"""Anatomy: preprocessed T1w, brain mask, tissue maps, template transforms and atlases in T1w
+space.
 
-What the anatomical derivatives provide is used as is; the rest is computed (N4 bias
-correction and an intensity-based brain mask, ``core.anat``). Atlases come from the
-derivatives' ``seg-<name>`` segmentations and user ``--atlas`` files; when there is none,
-a single atlas ``brain`` with one region ``wholebrain`` (brain mask minus CSF when a CSF map
-is known) stands in until the template atlas arrives (issue 4). FreeSurfer outputs
-(``--fs-subjects-dir``) add the atlas ``aparcaseg`` and provide the brain mask.
+What the anatomical derivatives provide is used as is; the rest is computed: N4 bias
+correction and a brain mask (``core.anat``), GM/WM/CSF probabilities (Atropos, with the
+template's tissue priors when a template is used), and the nonlinear T1w ↔ template
+registration (antspyx SyN) when template-space products are needed. Atlases come from the
+derivatives' ``seg-<name>`` segmentations, user ``--atlas`` files, FreeSurfer's aparc+aseg
+(``--fs-subjects-dir``), and two named atlases: ``default`` (the combined template atlas —
+aseg nuclei, Schaefer cortex, MASSP habenula — brought into T1w space through the inverse
+template transform) and ``brain`` (one region ``wholebrain``: brain mask minus CSF).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from nipype.interfaces import utility as niu
@@ -18,20 +22,49 @@ from nipype.pipeline import engine as pe
 from ketpet_bids.bids.anat_derivatives import AnatDerivatives
 from ketpet_bids.core.freesurfer import ATLAS_NAME as FS_ATLAS
 from ketpet_bids.core.freesurfer import FreeSurferInputs
+from ketpet_bids.core.templates import (
+    ATLAS_QUERIES,
+    DEFAULT_TEMPLATE,
+    SCHAEFER_TABLE_QUERY,
+    template_file,
+    templateflow_home,
+)
 from ketpet_bids.interfaces.anat import (
+    ApplyTransforms,
     BrainAtlas,
     FreeSurferToT1w,
     RegionVolumes,
     T1wPreprocess,
+    TemplateRegistration,
+    TissueSegmentation,
 )
+from ketpet_bids.interfaces.atlas import BuildDefaultAtlas
 
+DEFAULT_ATLAS = "default"
 FALLBACK_ATLAS = "brain"
+NAMED_ATLASES = (DEFAULT_ATLAS, FALLBACK_ATLAS)
+"""Atlases that ``--atlas`` takes by name instead of a file."""
 
 METHODS = (
     "The T1w image was corrected for intensity non-uniformity with N4 (ANTs, antspyx) and a "
     "brain mask was derived from it by thresholding, morphological clean-up and hole filling, "
     "unless these were provided as anatomical derivatives. Region volumes were computed by "
     "counting label voxels."
+)
+TISSUE_METHODS = (
+    " Grey matter, white matter and CSF probabilities were estimated with Atropos "
+    "(three-class Gaussian mixture with Markov random field regularisation{priors})."
+)
+TEMPLATE_METHODS = (
+    " The T1w was registered nonlinearly to the {template} template (ANTs symmetric "
+    "normalisation, SyN, through antspyx; Avants et al. 2008)."
+)
+DEFAULT_ATLAS_METHODS = (
+    " Default regions combined, in template space, FreeSurfer's aseg segmentation of the "
+    "template (subcortical nuclei, cerebellar grey matter, brainstem, white matter), the "
+    "Schaefer 2018 100-parcel 7-network cortical parcellation grouped by network and "
+    "hemisphere, and the MASSP habenulae; they were brought into T1w space through the inverse "
+    "of the template transform (generic-label interpolation)."
 )
 FS_METHODS = (
     " FreeSurfer's aparc+aseg parcellation (Desikan-Killiany cortex and aseg subcortical "
@@ -41,23 +74,80 @@ FS_METHODS = (
 
 _OUTPUTS = ["t1w_preproc", "brain_mask", "atlas_names", "dseg_files", "dseg_tsvs",
             "morph_tsvs", "probsegs"]
+_TEMPLATE_OUTPUTS = ["t1w_to_template", "template_to_t1w"]
+
+
+@dataclass(frozen=True)
+class TemplateInputs:
+    """Template files the anatomy workflow uses (resolved before the run starts).
+
+    Attributes
+    ----------
+    name
+        TemplateFlow identifier (``MNI152NLin2009cAsym``).
+    home
+        The TemplateFlow directory they were found in.
+    t1w, mask
+        1 mm template T1w and brain mask (registration target).
+    probsegs
+        1 mm GM, WM and CSF priors (Atropos).
+    maps_reference
+        2 mm template T1w: the grid of template-space parametric maps.
+    """
+
+    name: str
+    home: Path
+    t1w: Path
+    mask: Path
+    probsegs: tuple[Path, Path, Path]
+    maps_reference: Path
+
+
+def find_template_inputs(template: str = DEFAULT_TEMPLATE, home: Path | None = None, *,
+                         atlases: bool = False) -> TemplateInputs:
+    """The template files from the local TemplateFlow tree (``core.templates``); with
+    ``atlases``, also check that the default atlas's sources are there.
+
+    Raises
+    ------
+    InputError
+        Naming the missing file and the pre-fetch command when it is absent offline.
+    """
+    home = templateflow_home(home)
+
+    def get(extension: str = ".nii.gz", **query):
+        return template_file(template, home=home, extension=extension, **query)
+
+    if atlases:
+        for query in ATLAS_QUERIES.values():
+            get(**query)
+        get(extension=".tsv", **SCHAEFER_TABLE_QUERY)
+    return TemplateInputs(
+        name=template, home=home, t1w=get(resolution=1, suffix="T1w", desc=None),
+        mask=get(resolution=1, suffix="mask", desc="brain"),
+        probsegs=tuple(get(resolution=1, suffix="probseg", label=t) for t in ("GM", "WM", "CSF")),
+        maps_reference=get(resolution=2, suffix="T1w", desc=None))
 
 
 def output_atlas_names(atlases: dict[str, tuple[Path, Path]],
-                       freesurfer: FreeSurferInputs | None = None) -> list[str]:
+                       freesurfer: FreeSurferInputs | None = None,
+                       named: tuple[str, ...] = ()) -> list[str]:
     """Atlas names in the order of :func:`init_anat_wf`'s parallel output lists.
 
     The given atlases (minus one called ``aparcaseg`` when FreeSurfer replaces it), then
-    ``aparcaseg`` when FreeSurfer inputs are given; :data:`FALLBACK_ATLAS` when none.
+    ``aparcaseg`` when FreeSurfer inputs are given, then the ``named`` atlases;
+    :data:`FALLBACK_ATLAS` when there is none at all.
     """
     names = [n for n in atlases if freesurfer is None or n != FS_ATLAS]
     names += [FS_ATLAS] if freesurfer else []
+    names += [n for n in named if n not in names]
     return names or [FALLBACK_ATLAS]
 
 
 def init_anat_wf(*, derivatives: AnatDerivatives | None,
                  atlases: dict[str, tuple[Path, Path]],
-                 freesurfer: FreeSurferInputs | None = None, omp_nthreads: int = 1,
+                 freesurfer: FreeSurferInputs | None = None, named: tuple[str, ...] = (),
+                 template: TemplateInputs | None = None, omp_nthreads: int = 1, seed: int = 0,
                  name: str = "anat_wf") -> pe.Workflow:
     """Build the anatomical workflow of one subject.
 
@@ -71,9 +161,16 @@ def init_anat_wf(*, derivatives: AnatDerivatives | None,
         FreeSurfer outputs of the subject (``core.freesurfer.find_freesurfer``): its
         ``aparc+aseg`` becomes the atlas ``aparcaseg`` (after the given atlases) and its
         ``brainmask.mgz`` the brain mask unless the derivatives have one.
+    named
+        Named atlases (:data:`NAMED_ATLASES`) after the others; ``default`` needs ``template``.
+    template
+        Template files: the T1w ↔ template transforms are computed (unless the derivatives
+        have both) and the tissue priors used. ``None``: no template products.
     omp_nthreads
-        CPUs the N4 node reserves in the scheduler (ITK itself follows
+        CPUs the ITK nodes reserve in the scheduler (ITK itself follows
         ``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS``).
+    seed
+        Seed of the registration's metric sampling (deterministic results).
     name
         Workflow name.
 
@@ -89,71 +186,165 @@ def init_anat_wf(*, derivatives: AnatDerivatives | None,
     atlas_names, dseg_files, dseg_tsvs, morph_tsvs
         Parallel lists, one entry per atlas, in the order of :func:`output_atlas_names`.
     probsegs
-        [GM, WM, CSF] probability maps, or ``[]`` when unknown.
+        [GM, WM, CSF] probability maps in T1w space.
+    t1w_to_template, template_to_t1w
+        ANTs HDF5 composite transforms (only present when ``template`` is given).
     """
+    if DEFAULT_ATLAS in named and template is None:
+        raise ValueError("the default atlas needs the template files")
     workflow = pe.Workflow(name=name)
-    workflow.__desc__ = METHODS + (FS_METHODS if freesurfer else "")
     inputnode = pe.Node(niu.IdentityInterface(fields=["t1w"]), name="inputnode")
-    outputnode = pe.Node(niu.IdentityInterface(fields=_OUTPUTS), name="outputnode")
+    fields = _OUTPUTS + (_TEMPLATE_OUTPUTS if template else [])
+    outputnode = pe.Node(niu.IdentityInterface(fields=fields), name="outputnode")
     workflow.add_nodes([inputnode, outputnode])  # present even when derivatives cover all
-    probsegs = derivatives.probseg_list if derivatives else []
-    outputnode.inputs.probsegs = [str(p) for p in probsegs]
-    outputnode.inputs.atlas_names = output_atlas_names(atlases, freesurfer)
+    outputnode.inputs.atlas_names = output_atlas_names(atlases, freesurfer, named)
+    fs_node = _freesurfer_node(workflow, freesurfer, derivatives, inputnode)
+    t1w, mask = _t1w_and_mask(workflow, derivatives, fs_node, freesurfer, inputnode,
+                              omp_nthreads)
+    xfms = _template_transforms(workflow, template, derivatives, t1w, mask, omp_nthreads, seed)
+    probsegs = _tissues(workflow, derivatives, template, xfms, t1w, mask, omp_nthreads)
+    workflow.__desc__ = _methods(derivatives, freesurfer, template, xfms, named)
+    for field, source in (("t1w_preproc", t1w), ("brain_mask", mask), ("probsegs", probsegs)):
+        _set_or_connect(workflow, source, outputnode, field)
+    if xfms:
+        _set_or_connect(workflow, xfms[0], outputnode, "t1w_to_template")
+        _set_or_connect(workflow, xfms[1], outputnode, "template_to_t1w")
 
-    t1w_given = derivatives.t1w_preproc if derivatives else None
-    mask_given = derivatives.brain_mask if derivatives else None
-    fs_node = None
-    if freesurfer:
-        fs_node = pe.Node(FreeSurferToT1w(aparc_aseg=str(freesurfer.aparc_aseg)),
-                          name="freesurfer_to_t1w")
-        if freesurfer.brainmask:
-            fs_node.inputs.brainmask = str(freesurfer.brainmask)
-        if t1w_given:
-            fs_node.inputs.reference = str(t1w_given)
-        else:
-            workflow.connect(inputnode, "t1w", fs_node, "reference")
-    fs_mask = fs_node is not None and freesurfer.brainmask is not None and not mask_given
-    preproc = None
-    if t1w_given and mask_given:
-        outputnode.inputs.t1w_preproc = str(t1w_given)
-        outputnode.inputs.brain_mask = str(mask_given)
-    else:
-        preproc = pe.Node(T1wPreprocess(bias_correct=t1w_given is None), name="t1w_preproc",
-                          n_procs=omp_nthreads)
-        if mask_given:
-            preproc.inputs.in_mask = str(mask_given)
-        elif fs_mask:
-            workflow.connect(fs_node, "brain_mask", preproc, "in_mask")
-        if t1w_given:
-            preproc.inputs.t1w = str(t1w_given)
-        else:
-            workflow.connect(inputnode, "t1w", preproc, "t1w")
-        workflow.connect(preproc, "t1w_preproc", outputnode, "t1w_preproc")
-        workflow.connect(preproc, "brain_mask", outputnode, "brain_mask")
-
-    morph = pe.MapNode(RegionVolumes(), iterfield=["dseg", "dseg_tsv"], name="morph")
-    workflow.connect(morph, "morph_tsv", outputnode, "morph_tsvs")
     given = {n: files for n, files in atlases.items() if fs_node is None or n != FS_ATLAS}
-    if fs_node is None and not given:
-        atlas = pe.Node(BrainAtlas(), name="brain_atlas")
-        if probsegs:
-            atlas.inputs.csf_probseg = str(probsegs[2])
-        if preproc is None:
-            atlas.inputs.brain_mask = str(mask_given)
-        else:
-            workflow.connect(preproc, "brain_mask", atlas, "brain_mask")
-    else:
-        atlas = fs_node
-    images = pe.Node(niu.Merge(2), name="dseg_files")
-    tsvs = pe.Node(niu.Merge(2), name="dseg_tsvs")
+    computed = [fs_node] if fs_node else []
+    if DEFAULT_ATLAS in named:
+        computed.append(_default_atlas(workflow, template, xfms[1], t1w))
+    if FALLBACK_ATLAS in outputnode.inputs.atlas_names:
+        computed.append(_brain_atlas(workflow, mask, probsegs))
+    images = pe.Node(niu.Merge(1 + len(computed)), name="dseg_files")
+    tsvs = pe.Node(niu.Merge(1 + len(computed)), name="dseg_tsvs")
     images.inputs.in1 = [str(image) for image, _ in given.values()]
     tsvs.inputs.in1 = [str(tsv) for _, tsv in given.values()]
-    if atlas is not None:
-        workflow.connect([(atlas, images, [("dseg", "in2")]),
-                          (atlas, tsvs, [("dseg_tsv", "in2")])])
+    for index, node in enumerate(computed, start=2):
+        workflow.connect([(node, images, [("dseg", f"in{index}")]),
+                          (node, tsvs, [("dseg_tsv", f"in{index}")])])
+    morph = pe.MapNode(RegionVolumes(), iterfield=["dseg", "dseg_tsv"], name="morph")
     workflow.connect([
         (images, morph, [("out", "dseg")]), (tsvs, morph, [("out", "dseg_tsv")]),
         (images, outputnode, [("out", "dseg_files")]),
         (tsvs, outputnode, [("out", "dseg_tsvs")]),
+        (morph, outputnode, [("morph_tsv", "morph_tsvs")]),
     ])
     return workflow
+
+
+Source = tuple[pe.Node, str] | str | list[str]
+"""A value known at build time (a path or list of paths) or a node output ``(node, field)``."""
+
+
+def _set_or_connect(workflow: pe.Workflow, source: Source, node: pe.Node, field: str) -> None:
+    if isinstance(source, tuple):
+        workflow.connect(source[0], source[1], node, field)
+    else:
+        setattr(node.inputs, field, source)
+
+
+def _freesurfer_node(workflow, freesurfer, derivatives, inputnode) -> pe.Node | None:
+    if not freesurfer:
+        return None
+    node = pe.Node(FreeSurferToT1w(aparc_aseg=str(freesurfer.aparc_aseg)),
+                   name="freesurfer_to_t1w")
+    if freesurfer.brainmask:
+        node.inputs.brainmask = str(freesurfer.brainmask)
+    t1w_given = derivatives.t1w_preproc if derivatives else None
+    _set_or_connect(workflow, str(t1w_given) if t1w_given else (inputnode, "t1w"), node,
+                    "reference")
+    return node
+
+
+def _t1w_and_mask(workflow, derivatives, fs_node, freesurfer, inputnode, omp_nthreads
+                  ) -> tuple[Source, Source]:
+    """The preprocessed T1w and brain mask: given, or from N4 + masking."""
+    t1w_given = derivatives.t1w_preproc if derivatives else None
+    mask_given = derivatives.brain_mask if derivatives else None
+    if t1w_given and mask_given:
+        return str(t1w_given), str(mask_given)
+    preproc = pe.Node(T1wPreprocess(bias_correct=t1w_given is None), name="t1w_preproc",
+                      n_procs=omp_nthreads)
+    if mask_given:
+        preproc.inputs.in_mask = str(mask_given)
+    elif fs_node is not None and freesurfer.brainmask is not None:
+        workflow.connect(fs_node, "brain_mask", preproc, "in_mask")
+    _set_or_connect(workflow, str(t1w_given) if t1w_given else (inputnode, "t1w"), preproc,
+                    "t1w")
+    return (preproc, "t1w_preproc"), (preproc, "brain_mask")
+
+
+def _template_transforms(workflow, template, derivatives, t1w, mask, omp_nthreads, seed
+                         ) -> tuple[Source, Source] | None:
+    """(T1w → template, template → T1w) transforms: given by the derivatives, or SyN."""
+    if template is None:
+        return None
+    if derivatives and derivatives.template_xfms:
+        return tuple(str(x) for x in derivatives.template_xfms)
+    reg = pe.Node(TemplateRegistration(template_t1w=str(template.t1w),
+                                       template_mask=str(template.mask), seed=seed),
+                  name="template_registration", n_procs=omp_nthreads, mem_gb=3.0)
+    _set_or_connect(workflow, t1w, reg, "t1w")
+    _set_or_connect(workflow, mask, reg, "brain_mask")
+    return (reg, "t1w_to_template"), (reg, "template_to_t1w")
+
+
+def _tissues(workflow, derivatives, template, xfms, t1w, mask, omp_nthreads) -> Source:
+    """[GM, WM, CSF] maps: given, or Atropos (with the template priors when available)."""
+    given = derivatives.probseg_list if derivatives else []
+    if given:
+        return [str(p) for p in given]
+    seg = pe.Node(TissueSegmentation(), name="tissue_segmentation", n_procs=omp_nthreads)
+    _set_or_connect(workflow, t1w, seg, "t1w")
+    _set_or_connect(workflow, mask, seg, "brain_mask")
+    if template is not None:
+        seg.inputs.prior_files = [str(p) for p in template.probsegs]
+        _set_or_connect(workflow, xfms[1], seg, "template_to_t1w")
+    return seg, "probsegs"
+
+
+def _default_atlas(workflow, template, template_to_t1w, t1w) -> pe.Node:
+    """The combined template atlas, built in template space and warped into T1w space."""
+    build = pe.Node(BuildDefaultAtlas(templateflow_home=str(template.home),
+                                      template=template.name), name="default_atlas_template")
+    to_t1w = pe.Node(ApplyTransforms(interpolation="genericLabel"), name="default_atlas_to_t1w")
+    _set_or_connect(workflow, t1w, to_t1w, "reference")
+    workflow.connect(build, "dseg", to_t1w, "moving")
+    transforms = pe.Node(niu.Merge(1), name="default_atlas_transforms",
+                         run_without_submitting=True)
+    _set_or_connect(workflow, template_to_t1w, transforms, "in1")
+    workflow.connect(transforms, "out", to_t1w, "transforms")
+    out = pe.Node(niu.IdentityInterface(fields=["dseg", "dseg_tsv"]), name="default_atlas")
+    workflow.connect([(to_t1w, out, [("out_file", "dseg")]),
+                      (build, out, [("dseg_tsv", "dseg_tsv")])])
+    return out
+
+
+def _brain_atlas(workflow, mask, probsegs) -> pe.Node:
+    """The one-region atlas ``wholebrain`` (brain mask minus CSF)."""
+    atlas = pe.Node(BrainAtlas(), name="brain_atlas")
+    _set_or_connect(workflow, mask, atlas, "brain_mask")
+    if isinstance(probsegs, tuple):
+        workflow.connect(probsegs[0], (probsegs[1], _csf), atlas, "csf_probseg")
+    else:
+        atlas.inputs.csf_probseg = probsegs[2]
+    return atlas
+
+
+def _csf(probsegs: list) -> str:
+    """Connection function: the CSF map of a [GM, WM, CSF] list."""
+    return probsegs[2]
+
+
+def _methods(derivatives, freesurfer, template, xfms, named) -> str:
+    text = METHODS
+    if not (derivatives and derivatives.probseg_list):
+        text += TISSUE_METHODS.format(
+            priors=", initialised with and weighted towards the template's tissue priors"
+            if template else "")
+    if template and isinstance(xfms[0], tuple):
+        text += TEMPLATE_METHODS.format(template=template.name)
+    if DEFAULT_ATLAS in named:
+        text += DEFAULT_ATLAS_METHODS
+    return text + (FS_METHODS if freesurfer else "")

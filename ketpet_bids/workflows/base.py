@@ -23,9 +23,19 @@ from ketpet_bids.bids.layout import PetRun
 from ketpet_bids.bids.participants import body_weight_kg
 from ketpet_bids.core.freesurfer import FreeSurferInputs, find_freesurfer
 from ketpet_bids.core.pvc.registry import get_method
+from ketpet_bids.errors import InputError
+from ketpet_bids.interfaces.anat import ApplyTransforms
+from ketpet_bids.interfaces.longitudinal import UnbiasedReference
 from ketpet_bids.interfaces.pet import PreparePET
 from ketpet_bids.settings import Settings
-from ketpet_bids.workflows.anat import init_anat_wf, output_atlas_names
+from ketpet_bids.workflows.anat import (
+    DEFAULT_ATLAS,
+    NAMED_ATLASES,
+    TemplateInputs,
+    find_template_inputs,
+    init_anat_wf,
+    output_atlas_names,
+)
 from ketpet_bids.workflows.outputs import derivatives_sink, pet_sidecar_node
 from ketpet_bids.workflows.pet.coreg import init_pet_coreg_wf
 from ketpet_bids.workflows.pet.hmc import init_pet_hmc_wf
@@ -58,24 +68,39 @@ class SubjectAnatomy:
     derivatives: AnatDerivatives | None
     freesurfer: FreeSurferInputs | None
     atlases: dict[str, tuple[Path, Path]]
+    named: tuple[str, ...] = ()
 
     @property
     def atlas_names(self) -> list[str]:
         """Atlas names in the order of the anatomy workflow's output lists."""
-        return output_atlas_names(self.atlases, self.freesurfer)
+        return output_atlas_names(self.atlases, self.freesurfer, self.named)
 
 
 def find_subject_anatomy(settings: Settings, subject: str) -> SubjectAnatomy:
-    """Anatomical derivatives, FreeSurfer outputs and atlases (``--atlas``) of a participant."""
+    """Anatomical derivatives, FreeSurfer outputs and atlases (``--atlas``) of a participant.
+
+    ``--atlas`` entries that are :data:`~ketpet_bids.workflows.anat.NAMED_ATLASES` are named
+    atlases; the others are files. Without any atlas from any source, the ``default`` template
+    atlas is used.
+    """
     derivatives = (find_anat_derivatives(settings.anat_derivatives, subject)
                    if settings.anat_derivatives else None)
     freesurfer = (find_freesurfer(settings.fs_subjects_dir, subject)
                   if settings.fs_subjects_dir else None)
     atlases = dict(derivatives.segs) if derivatives else {}
+    named = tuple(spec for spec in settings.atlas if spec in NAMED_ATLASES)
     for spec in settings.atlas:
-        name, image, table = load_user_atlas(Path(spec))
-        atlases[name] = (image, table)
-    return SubjectAnatomy(derivatives, freesurfer, atlases)
+        if spec not in NAMED_ATLASES:
+            name, image, table = load_user_atlas(Path(spec))
+            atlases[name] = (image, table)
+    if not (atlases or freesurfer or named):
+        named = (DEFAULT_ATLAS,)
+    return SubjectAnatomy(derivatives, freesurfer, atlases, named)
+
+
+def needs_template(settings: Settings, anatomy: SubjectAnatomy) -> bool:
+    """Whether template files are needed: the default atlas or template-space maps."""
+    return DEFAULT_ATLAS in anatomy.named or settings.voxelwise in ("MNI", "both")
 
 
 def init_single_subject_wf(settings: Settings, subject: str, runs: list[PetRun]) -> pe.Workflow:
@@ -83,9 +108,13 @@ def init_single_subject_wf(settings: Settings, subject: str, runs: list[PetRun])
     workflow = pe.Workflow(name=f"sub_{subject}_wf")
     anatomy = find_subject_anatomy(settings, subject)
     atlas_names = anatomy.atlas_names
+    template = (find_template_inputs(atlases=DEFAULT_ATLAS in anatomy.named)
+                if needs_template(settings, anatomy) else None)
     anat_wf = init_anat_wf(derivatives=anatomy.derivatives, atlases=anatomy.atlases,
-                           freesurfer=anatomy.freesurfer, omp_nthreads=settings.omp_nthreads)
-    anat_wf.inputs.inputnode.t1w = str(anatomical_reference(runs))
+                           freesurfer=anatomy.freesurfer, named=anatomy.named,
+                           template=template, omp_nthreads=settings.omp_nthreads,
+                           seed=settings.seed)
+    _connect_anatomical_reference(workflow, anat_wf, runs, settings)
     out = {"output_dir": settings.output_dir, "subject": subject}
     ds_t1w = derivatives_sink("t1w_preproc", **out)
     ds_mask = derivatives_sink("brain_mask", **out)
@@ -103,20 +132,59 @@ def init_single_subject_wf(settings: Settings, subject: str, runs: list[PetRun])
         (anat_wf, ds_morph, [("outputnode.morph_tsvs", "in_files")]),
         (anat_wf, ds_probseg, [("outputnode.probsegs", "in_files")]),
     ])
+    if template is not None:
+        for key, field in (("t1w_to_mni_xfm", "t1w_to_template"),
+                           ("mni_to_t1w_xfm", "template_to_t1w")):
+            sink = derivatives_sink(key, **out)
+            workflow.connect(anat_wf, f"outputnode.{field}", sink, "in_files")
     for run in runs:
-        pet_wf = init_pet_wf(settings, run, atlas_names)
+        pet_wf = init_pet_wf(settings, run, atlas_names, template)
         workflow.connect([
             (anat_wf, pet_wf, [("outputnode.t1w_preproc", "inputnode.t1w"),
                                ("outputnode.brain_mask", "inputnode.brain_mask"),
                                ("outputnode.dseg_files", "inputnode.dseg_files"),
                                ("outputnode.dseg_tsvs", "inputnode.dseg_tsvs")]),
         ])
+        if template is not None:
+            workflow.connect(anat_wf, "outputnode.t1w_to_template",
+                             pet_wf, "inputnode.t1w_to_template")
     return workflow
 
 
-def anatomical_reference(runs: list[PetRun]) -> Path:
-    """The T1w used for all of a participant's runs (the first run's, in sorted order)."""
-    return sorted(runs, key=lambda r: (r.session or "", str(r.pet)))[0].t1w
+def anatomical_reference(runs: list[PetRun], choice: str = "first") -> Path:
+    """The T1w used for all of a participant's runs: the first run's in sorted order
+    (``first``, and ``unbiased`` when there is only one T1w), or the T1w of ``ses-<label>``.
+
+    Raises
+    ------
+    InputError
+        When the chosen session has no run of this participant.
+    """
+    ordered = sorted(runs, key=lambda r: (r.session or "", str(r.pet)))
+    if choice in ("first", "unbiased"):  # unbiased with one T1w: that T1w
+        return ordered[0].t1w
+    session = choice.removeprefix("ses-")
+    chosen = [run.t1w for run in ordered if run.session == session]
+    if not chosen:
+        sessions = sorted({run.session or "(none)" for run in runs})
+        raise InputError("--anat-reference", f"sub-{runs[0].subject} has no session "
+                         f"'{session}' (sessions: {', '.join(sessions)})",
+                         "choose one of its sessions, 'first' or 'unbiased'")
+    return chosen[0]
+
+
+def _connect_anatomical_reference(workflow: pe.Workflow, anat_wf: pe.Workflow,
+                                  runs: list[PetRun], settings: Settings) -> None:
+    """Feed the anatomy workflow its T1w: one session's, or the unbiased mid-space average."""
+    ordered = sorted(runs, key=lambda r: (r.session or "", str(r.pet)))
+    t1ws = list(dict.fromkeys(run.t1w for run in ordered))
+    if settings.anat_reference != "unbiased" or len(t1ws) == 1:
+        anat_wf.inputs.inputnode.t1w = str(anatomical_reference(runs, settings.anat_reference))
+        return
+    unbiased = pe.Node(UnbiasedReference(t1w_files=[str(p) for p in t1ws], seed=settings.seed,
+                                         omp_nthreads=settings.omp_nthreads),
+                       name="unbiased_reference", n_procs=settings.omp_nthreads)
+    workflow.connect(unbiased, "t1w", anat_wf, "inputnode.t1w")
 
 
 def _pick(items: list, index: int):
@@ -124,12 +192,20 @@ def _pick(items: list, index: int):
     return items[index]
 
 
-def init_pet_wf(settings: Settings, run: PetRun, atlas_names: list[str]) -> pe.Workflow:
-    """One PET run: prepare → HMC → co-registration → TACs, PVC and models per atlas → sinks."""
+def init_pet_wf(settings: Settings, run: PetRun, atlas_names: list[str],
+                template: TemplateInputs | None = None) -> pe.Workflow:
+    """One PET run: prepare → HMC → co-registration → TACs, PVC and models per atlas → sinks.
+
+    ``template`` (needed for ``--voxelwise MNI|both``) gives the grid of template-space maps;
+    the T1w → template transform arrives on ``inputnode.t1w_to_template``.
+    """
     label = run.source_prefix.replace("-", "").replace("_", "")
     workflow = pe.Workflow(name=f"pet_{label}_wf")
     inputnode = pe.Node(niu.IdentityInterface(
-        fields=["t1w", "brain_mask", "dseg_files", "dseg_tsvs"]), name="inputnode")
+        fields=["t1w", "brain_mask", "dseg_files", "dseg_tsvs", "t1w_to_template",
+                "template_reference"]), name="inputnode")
+    if template is not None:
+        inputnode.inputs.template_reference = str(template.maps_reference)
     prepare = pe.Node(PreparePET(in_file=str(run.pet), sidecar=str(run.sidecar)),
                       name="prepare_pet")
     hmc_wf = init_pet_hmc_wf(start_time=settings.hmc_start_time, fwhm_mm=settings.hmc_fwhm,
@@ -256,8 +332,7 @@ def _connect_models(workflow: pe.Workflow, settings: Settings, run: PetRun, *, a
     suffix = f"{atlas}_pvc_{pvc}" if pvc else atlas
     kinetics_wf = init_pet_kinetics_wf(
         models=run_models(settings, run), atlas_name=atlas, suvr_window=settings.suvr_window,
-        ref_region=settings.ref_region,
-        voxelwise_t1w=voxelwise and settings.voxelwise in ("T1w", "both"),
+        ref_region=settings.ref_region, voxelwise_t1w=voxelwise and settings.voxelwise != "none",
         has_blood=bool(run.blood), tstar=settings.tstar, name=f"kinetics_{suffix}_wf")
     kinetics_wf.inputs.inputnode.body_weight_kg = body_weight
     kinetics_wf.inputs.inputnode.blood_files = [str(path) for path in run.blood]
@@ -279,17 +354,51 @@ def _connect_models(workflow: pe.Workflow, settings: Settings, run: PetRun, *, a
                                   ("outputnode.kinpar_entities", "entities"),
                                   ("outputnode.kinpar_jsons", "sidecars")]),
     ])
-    if not voxelwise:
+    ds_fit = derivatives_sink("model_fit", name=f"ds_model_fit_{suffix}", **out)
+    ds_fit.inputs.extra_entities = extra
+    workflow.connect([(kinetics_wf, ds_fit, [("outputnode.fit_files", "in_files"),
+                                             ("outputnode.fit_entities", "entities"),
+                                             ("outputnode.fit_jsons", "sidecars")])])
+    if not voxelwise or settings.voxelwise == "none":
         return
-    ds_mimap = derivatives_sink("mimap", name=f"ds_mimap_{suffix}", **out)
-    ds_mimap.inputs.extra_entities = extra
-    ds_mimap.inputs.metadata = {
+    metadata = {
         "Sources": [str(run.pet)], "ReferenceRegion": settings.ref_region,
         "UptakeWindow": list(settings.suvr_window), "UptakeWindowUnits": "s",
-        "PartialVolumeCorrection": pvc or "none",
-        "Description": "Voxelwise parametric map resampled to the T1w grid (trilinear)"}
-    workflow.connect([(kinetics_wf, ds_mimap, [("outputnode.mimap_files", "in_files"),
-                                               ("outputnode.mimap_entities", "entities")])])
+        "PartialVolumeCorrection": pvc or "none"}
+    if settings.voxelwise in ("T1w", "both"):
+        ds_mimap = derivatives_sink("mimap", name=f"ds_mimap_{suffix}", **out)
+        ds_mimap.inputs.extra_entities = extra
+        ds_mimap.inputs.metadata = {
+            **metadata,
+            "Description": "Voxelwise parametric map resampled to the T1w grid (trilinear)"}
+        workflow.connect([(kinetics_wf, ds_mimap, [("outputnode.mimap_files", "in_files"),
+                                                   ("outputnode.mimap_entities", "entities")])])
+    if settings.voxelwise in ("MNI", "both"):
+        to_template = pe.MapNode(ApplyTransforms(interpolation="linear"), iterfield=["moving"],
+                                 name=f"mimap_to_template_{suffix}")
+        ds_mni = derivatives_sink("mimap", name=f"ds_mimap_mni_{suffix}", **out)
+        ds_mni.inputs.extra_entities = extra
+        ds_mni.inputs.metadata = {
+            **metadata, "Description": "Voxelwise parametric map resampled from T1w space to "
+            "the 2 mm MNI152NLin2009cAsym grid (SyN transform, linear interpolation)"}
+        workflow.connect([
+            (kinetics_wf, to_template, [("outputnode.mimap_files", "moving")]),
+            (inputnode, to_template, [("template_reference", "reference"),
+                                      (("t1w_to_template", _as_list), "transforms")]),
+            (to_template, ds_mni, [("out_file", "in_files")]),
+            (kinetics_wf, ds_mni, [(("outputnode.mimap_entities", _in_template_space),
+                                    "entities")]),
+        ])
+
+
+def _as_list(item):
+    """Connection function: one transform file as a transform list."""
+    return [item]
+
+
+def _in_template_space(entities: list) -> list:
+    """Connection function: map entities with ``space`` set to the template."""
+    return [{**e, "space": "MNI152NLin2009cAsym"} for e in entities]
 
 
 def run_models(settings: Settings, run: PetRun) -> tuple[str, ...]:

@@ -90,7 +90,6 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
     (["--pvc", "gtm"], "--pvc-psf"),                      # PVC without a PSF
     (["--pvc", "magic", "--pvc-psf", "6"], "--pvc"),      # unknown method
     (["--pvc", "rbv", "--pvc-psf", "6", "6"], "--pvc-psf"),  # two values
-    (["--voxelwise", "MNI"], "--voxelwise"),              # not available yet: refused
     (["--suvr-window", "3000", "1800"], "--suvr-window"),
     (["--plugin", "SLURMGraph"], "--plugin"),             # returns before outputs exist
 ])
@@ -103,3 +102,17 @@ def test_bad_or_unavailable_options_are_refused_not_ignored(tmp_path, capsys, op
     err = capsys.readouterr().err
     assert code == 2
     assert named in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("options", [["--voxelwise", "MNI"], ["--atlas", "default"]])
+def test_template_products_without_templates_exit_2_naming_the_template(
+        tmp_path, capsys, monkeypatch, options):
+    monkeypatch.setenv("TEMPLATEFLOW_HOME", str(tmp_path / "empty_templateflow"))
+    bids = tmp_path / "bids"
+    bids.mkdir()
+    (bids / "dataset_description.json").write_text('{"Name": "x", "BIDSVersion": "1.9.0"}')
+    code = main([str(bids), str(tmp_path / "out"), "participant", "--skip-bids-validation",
+                 *options])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "tpl-MNI152NLin2009cAsym" in err and "prefetch_templates.py" in err

@@ -18,6 +18,7 @@ import pytest
 from scipy import ndimage
 
 from ketpet_bids.bids.naming import output_path
+from ketpet_bids.cli.demo import demo_templates, participant_options
 from ketpet_bids.cli.demo import main as demo_main
 from ketpet_bids.cli.run import main as ketpet_main
 
@@ -206,9 +207,10 @@ def test_rerun_resumes_from_the_work_directory(demo):
     stamps = [p.stat().st_mtime_ns for p in results]
     kinpar = sorted(der.rglob("*_kinpar.tsv"))
     contents = [p.read_bytes() for p in kinpar]
-    code = ketpet_main([str(out / "bids"), str(der), "participant", "-w", str(out / "work"),
-                        "--preset", "k2", "--no-progress", "--skip-bids-validation",
-                        "--anat-derivatives", str(out / "bids" / "derivatives" / "sim-anat")])
+    options = participant_options(out / "bids", out / "work", 2, 0.0)
+    with demo_templates(out / "templateflow"):
+        code = ketpet_main([str(out / "bids"), str(der), "participant", *options,
+                            "--no-progress", "--skip-bids-validation"])
     assert code == 0
     assert [p.stat().st_mtime_ns for p in results] == stamps
     assert [p.read_bytes() for p in kinpar] == contents
@@ -231,12 +233,13 @@ def gtm_run(tmp_path_factory):
 
 
 def test_gtm_recovers_regional_suvr_that_the_psf_biases(gtm_run):
-    """With the PSF known, GTM-corrected SUVR of every brain region ≥ 1 cm³ is within 5% of
-    truth, where uncorrected values are biased by up to ~30%; the 64 mm³ habenula moves closer
-    to truth. Measured: −4% to +2%. What is left comes mostly from the transfer matrix being
-    blurred on the tiny study's 4 mm PET grid, where the 6 mm Gaussian is only 0.64 voxels wide
-    (issue 10 tracks the 1% goal), plus 0.1–0.4 mm of registration error. CSF (true SUVR ≈ 0.07)
-    is left out: a relative error of near-zero activity says nothing."""
+    """With the PSF known, GTM-corrected SUVR of every brain region ≥ 1 cm³ is within 3% of
+    truth, where uncorrected values are biased by up to ~30%, and the 64 mm³ habenula within
+    15% (uncorrected −39%). Measured: −2.7% to +1.2%, habenula −3.3%/−1.7%. The correction
+    alone is ≤ 0.25% (tests/interfaces/test_pvc_on_simulator.py); the rest comes from the
+    motion-corrected frames (linear resampling of 4 mm voxels widens the effective PSF) and
+    0.1–0.4 mm co-registration error. CSF (true SUVR ≈ 0.07) is left out: a relative error of
+    near-zero activity says nothing."""
     assert gtm_run["code"] == 0
     out = gtm_run["out"]
     src = "sub-01_ses-baseline_trc-K2"
@@ -252,11 +255,12 @@ def test_gtm_recovers_regional_suvr_that_the_psf_biases(gtm_run):
                         & (truth["SUVR"] > 0.2)]
     assert len(large) >= 8
     for region in large:
-        assert corrected[region] == pytest.approx(truth.loc[region, "SUVR"], rel=0.05), region
+        assert corrected[region] == pytest.approx(truth.loc[region, "SUVR"], rel=0.03), region
     assert max(abs(uncorrected[r] / truth.loc[r, "SUVR"] - 1) for r in large) > 0.10
     for side in ("habenula-left", "habenula-right"):
         error = abs(corrected[side] - truth.loc[side, "SUVR"])
         assert error < abs(uncorrected[side] - truth.loc[side, "SUVR"]), side
+        assert error < 0.15 * truth.loc[side, "SUVR"], side
 
 
 def test_every_report_links_only_local_non_empty_files(demo):

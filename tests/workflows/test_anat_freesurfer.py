@@ -135,6 +135,9 @@ def test_anat_wf_uses_freesurfer_and_user_atlas(tmp_path):
              anat / "sub-01_desc-preproc_T1w.nii.gz")
     nib.save(nib.Nifti1Image(own, T1W_AFFINE), anat / "sub-01_seg-own_dseg.nii.gz")
     (anat / "sub-01_seg-own_dseg.tsv").write_text("index\tname\n1\tbox\n")
+    for tissue, value in (("GM", 1.0), ("WM", 0.0), ("CSF", 0.0)):  # given: no Atropos
+        nib.save(nib.Nifti1Image(np.full(T1W_SHAPE, value, np.float32), T1W_AFFINE),
+                 anat / f"sub-01_label-{tissue}_probseg.nii.gz")
     derivatives = find_anat_derivatives(tmp_path / "deriv", "01")
     assert output_atlas_names(derivatives.segs, fs) == ["own", "aparcaseg"]
     out = _run(init_anat_wf(derivatives=derivatives, atlases=derivatives.segs, freesurfer=fs),

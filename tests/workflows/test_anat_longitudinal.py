@@ -46,7 +46,8 @@ def _sources(graph, node, field: str) -> list[tuple[str, str]]:
 def test_two_sessions_share_regions(tmp_path):
     runs = _runs(tmp_path / "bids")
     settings = Settings(bids_dir=tmp_path / "bids", output_dir=tmp_path / "out",
-                        analysis_level="participant", work_dir=tmp_path / "work")
+                        analysis_level="participant", work_dir=tmp_path / "work",
+                        atlas=("brain",))
     workflow = init_single_subject_wf(settings, "01", runs)
     graph = _remove_nonjoin_identity_nodes(workflow._create_flat_graph())
     by_kind = {"tacs": [], "ref_mask": []}

@@ -63,20 +63,26 @@ def test_anat_wf_with_derivatives_and_atlas(tmp_path):
     _save(anat / "sub-01_seg-own_dseg.nii.gz", labels)
     pd.DataFrame({"index": list(TABLE), "name": list(TABLE.values())}).to_csv(
         anat / "sub-01_seg-own_dseg.tsv", sep="\t", index=False)
+    probsegs = [_save(anat / f"sub-01_label-{t}_probseg.nii.gz",
+                      (labels == i).astype(np.float32)) for i, t in ((1, "GM"), (2, "WM"),
+                                                                       (3, "CSF"))]
     derivatives = find_anat_derivatives(tmp_path / "deriv", "01")
     out = _run(init_anat_wf(derivatives=derivatives, atlases=derivatives.segs), tmp_path)
-    assert out.atlas_names == ["own"] and out.probsegs == []
+    assert out.atlas_names == ["own"] and out.probsegs == [str(p) for p in probsegs]
     assert out.t1w_preproc == str(derivatives.t1w_preproc)
     morph = pd.read_csv(out.morph_tsvs[0], sep="\t")
     assert morph["volume_mm3"].tolist() == [512.0, 384.0, 192.0]     # exact voxel counts
 
 
-def test_anat_wf_computes_mask_and_fallback_atlas(tmp_path):
-    """No derivatives: N4 + mask on a biased sphere; the 'brain' atlas is the mask."""
+def test_anat_wf_computes_mask_tissues_and_fallback_atlas(tmp_path):
+    """No derivatives: N4 + mask on a biased three-tissue sphere (WM core, GM shell, CSF
+    ventricle), Atropos tissue classes; the 'brain' atlas is the mask minus CSF."""
     ijk = np.indices((40, 40, 36)).astype(float)
     radius = np.sqrt(((ijk - np.array([20, 20, 18])[:, None, None, None]) ** 2).sum(0))
     truth = radius <= 13
-    t1w = np.where(truth, 100.0, 0.0) * np.exp(0.3 * (ijk[0] - 20) / 20)
+    gm, csf = truth & (radius > 10), radius <= 4
+    t1w = np.select([csf, gm, truth], [20.0, 60.0, 100.0], 0.0) * np.exp(
+        0.3 * (ijk[0] - 20) / 20)
     t1w += np.random.default_rng(0).normal(0, 2, t1w.shape)
     affine = np.diag([2.0, 2.0, 2.0, 1.0])
     workflow = init_anat_wf(derivatives=None, atlases={})
@@ -86,10 +92,13 @@ def test_anat_wf_computes_mask_and_fallback_atlas(tmp_path):
     mask = np.asarray(nib.load(out.brain_mask).dataobj) > 0
     dice = 2 * (mask & truth).sum() / (mask.sum() + truth.sum())
     assert dice >= 0.95                      # measured 0.998 on this phantom
+    gm_found = np.asarray(nib.load(out.probsegs[0]).dataobj) > 0.5
+    assert 2 * (gm_found & gm).sum() / (gm_found.sum() + gm.sum()) >= 0.85
     assert out.atlas_names == ["brain"]
     morph = pd.read_csv(out.morph_tsvs[0], sep="\t")
     assert morph["name"].tolist() == ["wholebrain"]
-    assert morph["volume_mm3"].iloc[0] == pytest.approx(mask.sum() * 8.0)
+    csf_found = np.asarray(nib.load(out.probsegs[2]).dataobj) > 0.5
+    assert morph["volume_mm3"].iloc[0] == pytest.approx((mask & ~csf_found).sum() * 8.0)
 
 
 @pytest.mark.parametrize("ref_region, expected_labels", [("wholebrain", [1, 2]),
