@@ -22,13 +22,11 @@ COPY pyproject.toml README.md ./
 COPY ketpet_bids ./ketpet_bids
 # The same install command as CI (.github/workflows/tests.yml, job "image-install").
 RUN python -m pip install uv && uv pip install --system --compile-bytecode ".[test]"
-# Templates the defaults need, fetched now so that the image runs offline.
+# Templates the defaults need (template, tissue priors, the default atlas's sources), fetched
+# now so that the image runs offline; the same script users run (docs/usage.rst).
 ENV TEMPLATEFLOW_HOME=/opt/templateflow
-RUN python -c "from templateflow import api as tf; \
-[tf.get('MNI152NLin2009cAsym', resolution=r, desc=d, suffix=s, extension='.nii.gz') \
- for r in (1, 2) for d, s in ((None, 'T1w'), ('brain', 'mask'))]; \
-[tf.get('MNI152NLin2009cAsym', resolution=r, label=lab, suffix='probseg', extension='.nii.gz') \
- for r in (1, 2) for lab in ('GM', 'WM', 'CSF')]"
+COPY scripts/prefetch_templates.py ./scripts/
+RUN python scripts/prefetch_templates.py
 
 # ---- runtime ---------------------------------------------------------------------------------
 FROM base AS runtime
