@@ -13,25 +13,35 @@ background shells, spread functions blurred on the T1w grid). ``speed`` and ``rs
 cortex, cerebellum and white matter into 48 mm cubes (~125 regions). ``accuracy`` renders PET
 exactly as ``ketpet_bids.sim`` does (``FrameRenderer``: 1 mm labels blurred there, averaged
 over 2×2×2 sub-voxels of each PET voxel) with the simulator's noise model.
+
+BLAS runs one thread, as in the pipeline (``ketpet-bids`` sets ``OMP_NUM_THREADS`` to
+``--omp-nthreads``, default 1, before numpy loads; the container sets it to 1): with two
+OpenBLAS threads on this loaded 2-core machine each 128×128 SVD of the set-up took ~1.6 s
+instead of ~5 ms (threads waiting for each other).
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import tempfile
-import time
-from pathlib import Path
+import os
 
-import nibabel as nib
-import numpy as np
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
-from ketpet_bids.core.pvc.psf import psf_from_fwhm
-from ketpet_bids.core.pvc.regions import shell_rows
-from ketpet_bids.core.pvc.registry import correct, known_methods, prepare
-from ketpet_bids.core.pvc.spread import regions_from_labels, spread_from_labels
-from ketpet_bids.sim import phantom
-from ketpet_bids.sim.acquisition import SIZES, FrameRenderer, add_noise
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import nibabel as nib  # noqa: E402
+import numpy as np  # noqa: E402
+
+from ketpet_bids.core.pvc.psf import psf_from_fwhm  # noqa: E402
+from ketpet_bids.core.pvc.regions import shell_rows  # noqa: E402
+from ketpet_bids.core.pvc.registry import correct, known_methods, prepare  # noqa: E402
+from ketpet_bids.core.pvc.spread import regions_from_labels, spread_from_labels  # noqa: E402
+from ketpet_bids.sim import phantom  # noqa: E402
+from ketpet_bids.sim.acquisition import SIZES, FrameRenderer, add_noise  # noqa: E402
 
 GEOMETRY = SIZES["standard"]
 T1W_SHAPE, PET_SHAPE = GEOMETRY.t1w_shape, GEOMETRY.pet_shape
@@ -80,11 +90,16 @@ def speed() -> None:
     print(f"fraction maps + background shells: {time.perf_counter() - t:.2f} s")
     rows, _ = shell_rows(labels, indices, (1.0, 1.0, 1.0))
     t = time.perf_counter()
+    spread_from_labels(rows, len(regions.names), T1W_AFFINE, PET_SHAPE, PET_AFFINE,
+                       np.eye(4), psf, threads=2)
+    print(f"spread functions, 2 threads: {time.perf_counter() - t:.2f} s")
+    t = time.perf_counter()
     spread = spread_from_labels(rows, len(regions.names), T1W_AFFINE, PET_SHAPE, PET_AFFINE,
                                 np.eye(4), psf)
     t_spread = time.perf_counter() - t
-    print(f"spread functions (each region blurred once on the T1w grid): {t_spread:.2f} s, "
-          f"{spread.nnz / 1e6:.1f} M non-zeros ({spread.data.nbytes * 2 / 1e6:.0f} MB)")
+    print(f"spread functions (each region blurred once on the T1w grid), 1 thread: "
+          f"{t_spread:.2f} s, {spread.nnz / 1e6:.1f} M non-zeros "
+          f"({spread.data.nbytes * 2 / 1e6:.0f} MB)")
     t = time.perf_counter()
     setup = prepare(regions, psf, known_methods(), spread)
     t_setup = time.perf_counter() - t
@@ -107,8 +122,8 @@ def speed() -> None:
 
 _CHILD = """
 import os, resource, sys, time
-from pathlib import Path
-from ketpet_bids.interfaces.pvc import ApplyPVC, PreparePVC
+from pathlib import Path  # noqa: E402
+from ketpet_bids.interfaces.pvc import ApplyPVC, PreparePVC  # noqa: E402
 base = Path(sys.argv[1]); os.chdir(base)
 t = time.perf_counter()
 setup = PreparePVC(pet_file=str(base / "pet.nii.gz"), pet_to_t1w_matrix=str(base / "pose.txt"),

@@ -70,6 +70,43 @@ class GaussianPSF:
                 "TruncateSigmas": self.truncate}
 
 
+def blur_box(image: np.ndarray, sigma: Sequence[float], truncate: float,
+             inner: tuple[slice, slice, slice]) -> np.ndarray:
+    """Gaussian blur, in place, of a float32 box whose non-zero voxels all lie in ``inner``.
+
+    Equal to ``scipy.ndimage.gaussian_filter(image, sigma, mode="constant",
+    truncate=truncate)`` (the same 1D passes along axes 0, 1, 2 in float32), but the pass
+    along axis ``a`` runs only where its input can be non-zero: the whole box along the axes
+    ``≤ a``, ``inner`` along the others. With a box padded by the kernel radius around a
+    region's bounding box this skips up to 1 − (1 + b + b²)/3 of the work (``b`` the
+    bounding box's share of the padded length per axis): ~25 % for a 48 mm region padded
+    by 10 mm.
+
+    Parameters
+    ----------
+    image
+        (X, Y, Z) float32 array, overwritten with the result.
+    sigma
+        Gaussian sigma per axis (voxels); axes with sigma 0 are not blurred.
+    truncate
+        Kernel half-width in sigmas.
+    inner
+        Slices of ``image`` outside which ``image`` is zero.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``image`` (blurred).
+    """
+    for axis, s in enumerate(sigma):
+        if s <= 1e-15:  # gaussian_filter's own threshold
+            continue
+        view = image[tuple(slice(None) if a <= axis else inner[a] for a in range(3))]
+        ndimage.gaussian_filter1d(view, s, axis=axis, mode="constant", truncate=truncate,
+                                  output=view)
+    return image
+
+
 def psf_from_fwhm(fwhm_mm: float | Sequence[float], pet_affine: np.ndarray,
                   truncate: float = 4.0) -> GaussianPSF:
     """The Gaussian PSF for a FWHM (one value or one per PET voxel axis) on a PET grid.

@@ -32,12 +32,14 @@ unit activity (everything else 0) produces: a noise-free frame is ``y = Σ_j c_j
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import numpy as np
 from scipy import ndimage, sparse
 
-from ketpet_bids.core.pvc.psf import FWHM_TO_SIGMA, GaussianPSF
+from ketpet_bids.core.pvc.psf import FWHM_TO_SIGMA, GaussianPSF, blur_box
 from ketpet_bids.core.pvc.regions import (
     BACKGROUND_SHELLS_MM,
     PVCRegions,
@@ -48,12 +50,14 @@ from ketpet_bids.core.tacs import fraction_weights
 
 MAX_SUBPOINTS = 4_000_000
 """Sub-voxel values interpolated at once (16 MB of float32)."""
+_EMPTY = (np.zeros(0, np.int64), np.zeros(0, np.float32))
+"""Entries of a region with no voxel."""
 
 
 def regions_from_labels(labels: np.ndarray, label_affine: np.ndarray, indices: Sequence[int],
                         names: Sequence[str], pet_shape: Sequence[int], pet_affine: np.ndarray,
                         pet_to_t1w: np.ndarray, psf: GaussianPSF | None,
-                        shells_mm: Sequence[float] = BACKGROUND_SHELLS_MM
+                        shells_mm: Sequence[float] = BACKGROUND_SHELLS_MM, threads: int = 1
                         ) -> tuple[PVCRegions, sparse.csr_array | None]:
     """Region maps on the PET grid (atlas + background shells) and their spread functions.
 
@@ -70,6 +74,8 @@ def regions_from_labels(labels: np.ndarray, label_affine: np.ndarray, indices: S
         returned: :func:`.registry.prepare` then builds them on the PET grid).
     shells_mm
         Background shell edges (:func:`.regions.shell_rows`).
+    threads
+        Regions blurred at once (:func:`spread_from_labels`).
     """
     zooms = np.linalg.norm(label_affine[:3, :3], axis=0)
     rows, shells = shell_rows(labels, indices, zooms, shells_mm)
@@ -79,7 +85,7 @@ def regions_from_labels(labels: np.ndarray, label_affine: np.ndarray, indices: S
     regions = pvc_regions(weights, names, shells)
     spread = (None if psf is None else
               spread_from_labels(rows, n_rows, label_affine, regions.pet_shape, pet_affine,
-                                 pet_to_t1w, psf))
+                                 pet_to_t1w, psf, threads))
     return regions, spread
 
 
@@ -93,20 +99,22 @@ def spread_on_pet_grid(regions: PVCRegions, psf: GaussianPSF) -> sparse.csr_arra
     for j in range(len(regions.names)):
         row = regions.fractions[[j]]
         if not row.nnz:
-            parts.append((np.zeros(0, np.int64), np.zeros(0, np.float32)))
+            parts.append(_EMPTY)
             continue
         coords = np.unravel_index(row.indices, shape)
-        box = tuple(slice(max(int(c.min()) - r, 0), min(int(c.max()) + r + 1, n))
-                    for c, r, n in zip(coords, psf.radius_voxels, shape, strict=True))
+        found = tuple(slice(int(c.min()), int(c.max()) + 1) for c in coords)
+        box = _padded(found, psf.radius_voxels, shape)
         dense = np.zeros([s.stop - s.start for s in box], np.float32)
         dense[tuple(c - s.start for c, s in zip(coords, box, strict=True))] = row.data
-        parts.append(_box_entries(psf.blur(dense), box, shape))
+        blurred = blur_box(dense, psf.sigma_voxels, psf.truncate, _inside(found, box))
+        parts.append(_box_entries(blurred, box, shape))
     return _stack(parts, int(np.prod(shape)))
 
 
 def spread_from_labels(rows: np.ndarray, n_regions: int, label_affine: np.ndarray,
                        pet_shape: tuple[int, int, int], pet_affine: np.ndarray,
-                       pet_to_t1w: np.ndarray, psf: GaussianPSF) -> sparse.csr_array:
+                       pet_to_t1w: np.ndarray, psf: GaussianPSF, threads: int = 1
+                       ) -> sparse.csr_array:
     """(R, N) ``S`` from region masks blurred at the label grid's resolution (module docstring).
 
     Parameters
@@ -124,6 +132,9 @@ def spread_from_labels(rows: np.ndarray, n_regions: int, label_affine: np.ndarra
         4×4 RAS pose ``B`` (the tissue at PET-world point ``p`` is at label-world ``B·p``).
     psf
         The PSF (FWHM along the PET axes).
+    threads
+        Regions processed at once in threads (``scipy.ndimage`` releases the GIL), largest
+        first; each holds its padded box (up to the label grid: 4 bytes a voxel, ~3 copies).
 
     Returns
     -------
@@ -131,34 +142,51 @@ def spread_from_labels(rows: np.ndarray, n_regions: int, label_affine: np.ndarra
         (R, X'·Y'·Z') float32, C-order PET voxels; row ``R−1`` is ``max(0, 1 − Σ others)``.
     """
     pet_shape = tuple(int(n) for n in pet_shape)
-    to_label = np.linalg.inv(label_affine) @ pet_to_t1w @ pet_affine
+    rows = np.asarray(rows)
     sigma = label_sigma(psf, label_affine, pet_to_t1w, pet_affine)
-    radius = [int(psf.truncate * s + 0.5) for s in sigma]
-    k = subvoxels(psf, label_affine)
-    boxes = ndimage.find_objects(np.asarray(rows) + 1, max_label=n_regions - 1)
-    parts = []
-    for j, found in enumerate(boxes):
-        if found is None:
-            parts.append((np.zeros(0, np.int64), np.zeros(0, np.float32)))
-            continue
-        box = tuple(slice(max(s.start - r, 0), min(s.stop + r, n))
-                    for s, r, n in zip(found, radius, rows.shape, strict=True))
-        mask = (rows[box] == j).astype(np.float32)
-        blurred = (ndimage.gaussian_filter(mask, sigma, mode="constant", truncate=psf.truncate,
-                                           output=np.float32) if any(sigma) else mask)
-        first = np.array([s.start for s in box])
-        last = np.array([s.stop - 1 for s in box])
-        pet_box = _pet_box(first, last, to_label, pet_shape)
-        values = np.zeros([s.stop - s.start for s in pet_box], np.float32)
-        for sub, part in _voxel_means(blurred, first, to_label, pet_box, k,
-                                      order=1 if any(sigma) else 0):
-            values[sub] = part
-        parts.append(_box_entries(values, pet_box, pet_shape))
+    boxes = ndimage.find_objects(rows + 1, max_label=n_regions - 1)
+    one = partial(_region_spread, rows=rows, sigma=sigma, truncate=psf.truncate,
+                  to_label=np.linalg.inv(label_affine) @ pet_to_t1w @ pet_affine,
+                  k=subvoxels(psf, label_affine), pet_shape=pet_shape)
+    work = [(j, found) for j, found in enumerate(boxes) if found is not None]
+    work.sort(key=lambda item: -np.prod([s.stop - s.start for s in item[1]]))
+    parts = [_EMPTY] * len(boxes)
+    for (j, _), part in zip(work, _map(one, work, threads), strict=True):
+        parts[j] = part
     explicit = _stack(parts, int(np.prod(pet_shape)))
     rest = np.clip(1.0 - np.asarray(explicit.sum(axis=0)).ravel(), 0.0, None)
     nz = np.flatnonzero(rest > 1e-7)
     return sparse.vstack([explicit, sparse.csr_array(
         (rest[nz].astype(np.float32), nz, [0, nz.size]), shape=(1, rest.size))], format="csr")
+
+
+def _region_spread(item: tuple[int, tuple[slice, slice, slice]], *, rows: np.ndarray,
+                   sigma: tuple[float, float, float], truncate: float, to_label: np.ndarray,
+                   k: tuple[int, int, int], pet_shape: tuple[int, int, int]
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """PET-grid entries of one region ``(j, bounding box)``: its mask blurred on the label
+    grid (box padded by the kernel radius) and averaged over the PET voxel footprints."""
+    j, found = item
+    radius = [int(truncate * s + 0.5) for s in sigma]
+    box = _padded(found, radius, rows.shape)
+    blurred = blur_box(np.asarray(rows[box] == j, np.float32), sigma, truncate,
+                       _inside(found, box))
+    first = np.array([s.start for s in box])
+    last = np.array([s.stop - 1 for s in box])
+    pet_box = _pet_box(first, last, to_label, pet_shape, k)
+    values = np.zeros([s.stop - s.start for s in pet_box], np.float32)
+    for sub, part in _voxel_means(blurred, first, to_label, pet_box, k,
+                                  order=1 if any(sigma) else 0):
+        values[sub] = part
+    return _box_entries(values, pet_box, pet_shape)
+
+
+def _map(func: Callable, items: Iterable, threads: int) -> list:
+    """``[func(i) for i in items]``, in ``threads`` threads when more than one."""
+    if threads <= 1:
+        return [func(i) for i in items]
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(func, items))
 
 
 def label_sigma(psf: GaussianPSF, label_affine: np.ndarray, pet_to_t1w: np.ndarray,
@@ -200,20 +228,52 @@ def _voxel_means(image: np.ndarray, first: np.ndarray, to_label: np.ndarray,
             image, linear, offset=offset + to_label[:3, 0] * x0,
             output_shape=(nx * k[0], n[1] * k[1], n[2] * k[2]), order=order,
             mode="constant", cval=0.0, output=np.float32)
-        yield ((slice(x0, x0 + nx), slice(None), slice(None)),
-               fine.reshape(nx, k[0], n[1], k[1], n[2], k[2]).mean(axis=(1, 3, 5)))
+        yield (slice(x0, x0 + nx), slice(None), slice(None)), _block_mean(fine, k)
+
+
+def _block_mean(fine: np.ndarray, k: tuple[int, int, int]) -> np.ndarray:
+    """Means of the (k₀, k₁, k₂) blocks of a (n₀·k₀, n₁·k₁, n₂·k₂) array: strided sums, axis
+    by axis (~9× faster than a reshaped ``mean`` over three non-contiguous axes)."""
+    for axis, ka in enumerate(k):
+        if ka > 1:
+            step = [slice(None)] * 3
+            total = fine[tuple(step[:axis] + [slice(0, None, ka)] + step[axis + 1:])].copy()
+            for o in range(1, ka):
+                total += fine[tuple(step[:axis] + [slice(o, None, ka)] + step[axis + 1:])]
+            fine = total
+    return fine * np.float32(1.0 / np.prod(k))
 
 
 def _pet_box(first: np.ndarray, last: np.ndarray, to_label: np.ndarray,
-             pet_shape: tuple[int, int, int]) -> tuple[slice, slice, slice]:
-    """PET voxels whose footprints can reach the label-grid box ``[first, last]``."""
-    corners = np.array(np.meshgrid(*zip(first, last, strict=True), indexing="ij")
+             pet_shape: tuple[int, int, int], k: tuple[int, int, int]
+             ) -> tuple[slice, slice, slice]:
+    """PET voxels whose sub-voxel centres can reach the label-grid box ``[first, last]``.
+
+    Linear interpolation at label coordinate ``q`` reads voxels ``floor(q)`` and
+    ``floor(q) + 1``: only points in ``(first − 1, last + 1)`` can be non-zero. The sub-voxel
+    centres of PET voxel ``i`` lie within ``i ± (1 − 1/k)/2`` (PET voxel units).
+    """
+    corners = np.array(np.meshgrid(*zip(first - 1, last + 1, strict=True), indexing="ij")
                        ).reshape(3, -1).T
     inverse = np.linalg.inv(to_label)
     pet = corners @ inverse[:3, :3].T + inverse[:3, 3]
-    lo = np.clip(np.floor(pet.min(axis=0)).astype(int) - 1, 0, pet_shape)
-    hi = np.clip(np.ceil(pet.max(axis=0)).astype(int) + 2, 0, pet_shape)
+    reach = 0.5 - 0.5 / np.asarray(k) + 1e-6
+    lo = np.clip(np.ceil(pet.min(axis=0) - reach).astype(int), 0, pet_shape)
+    hi = np.clip(np.floor(pet.max(axis=0) + reach).astype(int) + 1, 0, pet_shape)
     return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+
+
+def _padded(found: tuple[slice, ...], radius: Sequence[int], shape: Sequence[int]
+            ) -> tuple[slice, ...]:
+    """A bounding box padded by ``radius`` voxels per axis, clipped to the grid."""
+    return tuple(slice(max(s.start - r, 0), min(s.stop + r, n))
+                 for s, r, n in zip(found, radius, shape, strict=True))
+
+
+def _inside(found: tuple[slice, ...], box: tuple[slice, ...]) -> tuple[slice, ...]:
+    """``found`` in the coordinates of ``box`` (which contains it)."""
+    return tuple(slice(f.start - b.start, f.stop - b.start)
+                 for f, b in zip(found, box, strict=True))
 
 
 def _box_entries(values: np.ndarray, box: tuple[slice, slice, slice],
