@@ -66,8 +66,8 @@ def _to_ants(data: np.ndarray, zooms: Sequence[float]):
                            spacing=tuple(float(z) for z in zooms[:3]))
 
 
-def n4_bias_correct(data: np.ndarray, zooms: Sequence[float], mask: np.ndarray | None = None
-                    ) -> np.ndarray:
+def n4_bias_correct(data: np.ndarray, zooms: Sequence[float], mask: np.ndarray | None = None,
+                    *, nthreads: int | None = None) -> np.ndarray:
     """N4 bias-field correction.
 
     Parameters
@@ -78,14 +78,15 @@ def n4_bias_correct(data: np.ndarray, zooms: Sequence[float], mask: np.ndarray |
         Voxel sizes (mm); N4's B-spline mesh is defined in mm.
     mask
         Optional boolean (X, Y, Z) region where the bias field is estimated.
+    nthreads
+        ITK threads (default: ``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS``, else 1).
 
     Returns
     -------
     numpy.ndarray
         (X, Y, Z) float32 corrected intensities (negative inputs clipped to 0 first).
     """
-    import ants
-
+    ants = _ants(nthreads=nthreads)
     image = _to_ants(np.clip(data, 0, None), zooms)
     ants_mask = None if mask is None else _to_ants(mask.astype(np.float32), zooms)
     return ants.n4_bias_field_correction(image, mask=ants_mask).numpy().astype(np.float32)

@@ -51,6 +51,7 @@ class _T1wPreprocInputSpec(BaseInterfaceInputSpec):
     t1w = File(exists=True, mandatory=True, desc="T1w image (raw or already preprocessed)")
     in_mask = File(exists=True, desc="brain mask to use instead of computing one")
     bias_correct = traits.Bool(True, usedefault=True, desc="run N4 on the T1w")
+    nthreads = traits.Int(desc="ITK threads (default: ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS)")
 
 
 class _T1wPreprocOutputSpec(TraitedSpec):
@@ -73,7 +74,7 @@ class T1wPreprocess(SimpleInterface):
         given = self.inputs.in_mask if self.inputs.in_mask else None
         mask = np.asarray(nib.load(given).dataobj) > 0 if given else None
         if self.inputs.bias_correct:
-            data = n4_bias_correct(data, zooms, mask)
+            data = n4_bias_correct(data, zooms, mask, nthreads=self.inputs.nthreads or None)
             self._results["t1w_preproc"] = _save_like(
                 data, img, Path(runtime.cwd) / "t1w_preproc.nii.gz", np.float32)
         else:
@@ -190,6 +191,7 @@ class _TemplateRegistrationInputSpec(BaseInterfaceInputSpec):
     template_mask = File(exists=True, desc="template brain mask")
     seed = traits.Int(0, usedefault=True, desc="seed (same seed, identical transforms)")
     quick = traits.Bool(False, usedefault=True, desc="register 2 mm copies (≈10× faster)")
+    nthreads = traits.Int(desc="ITK threads (default: ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS)")
 
 
 class _TemplateRegistrationOutputSpec(TraitedSpec):
@@ -209,7 +211,7 @@ class TemplateRegistration(SimpleInterface):
         xfm = register_to_template(
             Path(self.inputs.t1w), optional["brain_mask"], Path(self.inputs.template_t1w),
             optional["template_mask"], Path(runtime.cwd) / "t1w_to_template_",
-            seed=self.inputs.seed, quick=self.inputs.quick)
+            seed=self.inputs.seed, quick=self.inputs.quick, nthreads=self.inputs.nthreads or None)
         self._results["t1w_to_template"] = str(xfm.to_template)
         self._results["template_to_t1w"] = str(xfm.to_t1w)
         return runtime
@@ -223,6 +225,7 @@ class _TissueSegmentationInputSpec(BaseInterfaceInputSpec):
     template_to_t1w = File(exists=True, desc="ANTs transform(s) template → T1w for the priors")
     prior_weight = traits.Range(0.0, 1.0, 0.25, usedefault=True,
                                 desc="weight of the priors (0: initialisation only)")
+    nthreads = traits.Int(desc="ITK threads (default: ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS)")
 
 
 class _TissueSegmentationOutputSpec(TraitedSpec):
@@ -249,7 +252,8 @@ class TissueSegmentation(SimpleInterface):
             xfm = [Path(self.inputs.template_to_t1w)]
             priors = {tissue: apply_transforms(Path(f), Path(self.inputs.t1w), xfm, "linear")
                       for tissue, f in zip(TISSUES, self.inputs.prior_files, strict=True)}
-        probs = segment_tissues(data, mask, priors, self.inputs.prior_weight)
+        probs = segment_tissues(data, mask, priors, self.inputs.prior_weight,
+                                nthreads=self.inputs.nthreads or None)
         cwd = Path(runtime.cwd)
         self._results["probsegs"] = [
             _save_like(probs[t], img, cwd / f"label-{t}_probseg.nii.gz", np.float32)

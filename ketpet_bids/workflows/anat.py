@@ -167,8 +167,8 @@ def init_anat_wf(*, derivatives: AnatDerivatives | None,
         Template files: the T1w ↔ template transforms are computed (unless the derivatives
         have both) and the tissue priors used. ``None``: no template products.
     omp_nthreads
-        CPUs the ITK nodes reserve in the scheduler (ITK itself follows
-        ``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS``).
+        ITK threads of N4, SyN and Atropos (and the CPUs these nodes reserve in the
+        scheduler): the anatomy chain is on every regional output's critical path.
     seed
         Seed of the registration's metric sampling (deterministic results).
     name
@@ -264,8 +264,8 @@ def _t1w_and_mask(workflow, derivatives, fs_node, freesurfer, inputnode, omp_nth
     mask_given = derivatives.brain_mask if derivatives else None
     if t1w_given and mask_given:
         return str(t1w_given), str(mask_given)
-    preproc = pe.Node(T1wPreprocess(bias_correct=t1w_given is None), name="t1w_preproc",
-                      n_procs=omp_nthreads)
+    preproc = pe.Node(T1wPreprocess(bias_correct=t1w_given is None, nthreads=omp_nthreads),
+                      name="t1w_preproc", n_procs=omp_nthreads)
     if mask_given:
         preproc.inputs.in_mask = str(mask_given)
     elif fs_node is not None and freesurfer.brainmask is not None:
@@ -283,7 +283,8 @@ def _template_transforms(workflow, template, derivatives, t1w, mask, omp_nthread
     if derivatives and derivatives.template_xfms:
         return tuple(str(x) for x in derivatives.template_xfms)
     reg = pe.Node(TemplateRegistration(template_t1w=str(template.t1w),
-                                       template_mask=str(template.mask), seed=seed),
+                                       template_mask=str(template.mask), seed=seed,
+                                       nthreads=omp_nthreads),
                   name="template_registration", n_procs=omp_nthreads, mem_gb=3.0)
     _set_or_connect(workflow, t1w, reg, "t1w")
     _set_or_connect(workflow, mask, reg, "brain_mask")
@@ -295,7 +296,8 @@ def _tissues(workflow, derivatives, template, xfms, t1w, mask, omp_nthreads) -> 
     given = derivatives.probseg_list if derivatives else []
     if given:
         return [str(p) for p in given]
-    seg = pe.Node(TissueSegmentation(), name="tissue_segmentation", n_procs=omp_nthreads)
+    seg = pe.Node(TissueSegmentation(nthreads=omp_nthreads), name="tissue_segmentation",
+                  n_procs=omp_nthreads)
     _set_or_connect(workflow, t1w, seg, "t1w")
     _set_or_connect(workflow, mask, seg, "brain_mask")
     if template is not None:

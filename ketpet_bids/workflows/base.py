@@ -98,6 +98,16 @@ def find_subject_anatomy(settings: Settings, subject: str) -> SubjectAnatomy:
     return SubjectAnatomy(derivatives, freesurfer, atlases, named)
 
 
+def anatomy_threads(settings: Settings) -> int:
+    """Threads of the anatomy nodes (N4, SyN, Atropos): every regional output waits for them,
+    so they take all of ``--nprocs`` (at most 8), or ``--omp-nthreads`` if larger.
+
+    Measured (benchmarks/results/participant.md): with one thread, the PET side of a
+    participant was finished at 252 s and waited for SyN until 464 s on a 2-core machine.
+    """
+    return max(settings.omp_nthreads, min(settings.nprocs, 8))
+
+
 def needs_template(settings: Settings, anatomy: SubjectAnatomy) -> bool:
     """Whether template files are needed: the default atlas or template-space maps."""
     return DEFAULT_ATLAS in anatomy.named or settings.voxelwise in ("MNI", "both")
@@ -112,7 +122,7 @@ def init_single_subject_wf(settings: Settings, subject: str, runs: list[PetRun])
                 if needs_template(settings, anatomy) else None)
     anat_wf = init_anat_wf(derivatives=anatomy.derivatives, atlases=anatomy.atlases,
                            freesurfer=anatomy.freesurfer, named=anatomy.named,
-                           template=template, omp_nthreads=settings.omp_nthreads,
+                           template=template, omp_nthreads=anatomy_threads(settings),
                            seed=settings.seed)
     _connect_anatomical_reference(workflow, anat_wf, runs, settings)
     out = {"output_dir": settings.output_dir, "subject": subject}
