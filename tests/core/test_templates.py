@@ -16,7 +16,7 @@ TPL = DEFAULT_TEMPLATE
 
 
 @pytest.fixture
-def tf_home(tmp_path, monkeypatch) -> tuple[Path, list]:
+def tf_home(tmp_path, templateflow_offline) -> tuple[Path, list]:
     """A tiny TemplateFlow tree (synthetic 8³ images) and a network that fails the test.
 
     ``res-01_T1w`` is a zero-byte placeholder, as in TemplateFlow's skeleton, so it needs a
@@ -33,19 +33,7 @@ def tf_home(tmp_path, monkeypatch) -> tuple[Path, list]:
     for stem in ("res-02_T1w", "res-02_desc-brain_mask", "res-01_label-GM_probseg"):
         nib.save(image, folder / f"tpl-{TPL}_{stem}.nii.gz")
     (folder / f"tpl-{TPL}_res-01_T1w.nii.gz").touch()
-    monkeypatch.setenv("TEMPLATEFLOW_HOME", str(home))
-    monkeypatch.setenv("TEMPLATEFLOW_AUTOUPDATE", "0")
-    import requests
-    from templateflow import client  # after TEMPLATEFLOW_HOME: its import reads it
-
-    calls = []
-
-    def offline(*args, **kwargs):
-        calls.append(args)
-        raise requests.exceptions.ConnectionError("offline (test)")
-
-    monkeypatch.setattr(requests, "get", offline)
-    monkeypatch.setattr(client, "_datalad_get", offline)
+    calls = templateflow_offline(home)
     return home, calls
 
 

@@ -80,6 +80,15 @@ def _window_mean(tacs: pd.DataFrame, column: str, window=(1800.0, 3000.0)) -> fl
     return float(np.sum(overlap * tacs[column].to_numpy()) / overlap.sum())
 
 
+def _reference_ratio(out: Path, sub: str, session: str) -> float:
+    """Measured / true whole-brain reference activity over the SUVR window (its PVE bias)."""
+    src = f"sub-{sub}_ses-{session}_trc-K2"
+    measured = pd.read_csv(out / "derivatives" / output_path(
+        "ref_tacs", subject=sub, session=session, src=src, ref="wholebrain"), sep="\t")
+    true = _truth(out, sub, session, "label-wholebrain_desc-true_tacs")
+    return _window_mean(measured, measured.columns[2]) / _window_mean(true, true.columns[2])
+
+
 @pytest.mark.parametrize("session", ["baseline", "post"])
 def test_voxelwise_suvr_inside_regions_matches_truth(demo, session):
     """Deep inside large regions (≥ 8 mm from any edge, i.e. beyond two 4 mm PET voxels) there is
@@ -94,12 +103,8 @@ def test_voxelwise_suvr_inside_regions_matches_truth(demo, session):
                                           space="T1w", model="suvr", param="SUVR"))
     labels_img = nib.load(der / output_path("dseg", subject=sub, atlas="sim"))
     names = pd.read_csv(der / output_path("dseg_tsv", subject=sub, atlas="sim"), sep="\t")
-    measured_ref = pd.read_csv(der / output_path("ref_tacs", subject=sub, session=session,
-                                                 src=src, ref="wholebrain"), sep="\t")
-    true_ref = _truth(out, sub, session, "label-wholebrain_desc-true_tacs")
     true = _truth(out, sub, session, "desc-true_kinpar").set_index("region")["SUVR"]
-    ref_ratio = (_window_mean(measured_ref, measured_ref.columns[2])
-                 / _window_mean(true_ref, true_ref.columns[2]))
+    ref_ratio = _reference_ratio(out, sub, session)
     labels = np.asarray(labels_img.dataobj)
     values = np.asarray(suvr_map.dataobj)
     erosion = int(round(8.0 / labels_img.header.get_zooms()[0]))
@@ -132,12 +137,8 @@ def test_template_space_suvr_inside_large_regions_matches_truth(demo):
     at = to_aseg[:3, :3] @ ijk + to_aseg[:3, 3:]
     labels = ndimage.map_coordinates(np.asarray(aseg.dataobj), at, order=0,
                                      cval=0).reshape(suvr_map.shape[:3])
-    measured_ref = pd.read_csv(der / output_path("ref_tacs", subject=sub, session=session,
-                                                 src=src, ref="wholebrain"), sep="\t")
-    true_ref = _truth(out, sub, session, "label-wholebrain_desc-true_tacs")
     true = _truth(out, sub, session, "desc-true_kinpar").set_index("region")["SUVR"]
-    ref_ratio = (_window_mean(measured_ref, measured_ref.columns[2])
-                 / _window_mean(true_ref, true_ref.columns[2]))
+    ref_ratio = _reference_ratio(out, sub, session)
     values = np.asarray(suvr_map.dataobj)
     for name, aseg_labels in (("white-matter", (2, 41)), ("cerebellum", (8, 47))):
         core = ndimage.binary_erosion(np.isin(labels, aseg_labels), iterations=2)

@@ -24,22 +24,9 @@ def tree(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def offline(tree, monkeypatch) -> list:
+def offline(tree, templateflow_offline) -> list:
     """TEMPLATEFLOW_HOME at the tree; any download attempt is recorded and fails."""
-    monkeypatch.setenv("TEMPLATEFLOW_HOME", str(tree))
-    monkeypatch.setenv("TEMPLATEFLOW_AUTOUPDATE", "0")
-    import requests
-    from templateflow import client
-
-    calls = []
-
-    def fail(*args, **kwargs):
-        calls.append(args)
-        raise requests.exceptions.ConnectionError("offline (test)")
-
-    monkeypatch.setattr(requests, "get", fail)
-    monkeypatch.setattr(client, "_datalad_get", fail)
-    return calls
+    return templateflow_offline(tree)
 
 
 def _deformation(tree: Path) -> Deformation:
