@@ -47,6 +47,13 @@ class TestResult:
     p: float
     effect_size: float
 
+    @classmethod
+    def not_estimable(cls, n: int) -> TestResult:
+        """The row of a test that ``n`` observations cannot support (all statistics NaN)."""
+        nan = float("nan")
+        return cls(n=n, estimate=nan, ci_low=nan, ci_high=nan, statistic=nan, p=nan,
+                   effect_size=nan)
+
 
 def _z(confidence: float) -> float:
     return float(stats.norm.ppf(0.5 + confidence / 2))
@@ -334,8 +341,10 @@ def arm_time_interaction(y: np.ndarray, subject: np.ndarray, post: np.ndarray,
 
 def _correlation_result(r: float, p: float, n: int, se_z: float, confidence: float
                         ) -> TestResult:
-    z, half = np.arctanh(r), _z(confidence) * se_z
-    t = r * np.sqrt((n - 2) / (1 - r**2))
+    r = float(np.clip(r, -1.0, 1.0))
+    with np.errstate(divide="ignore"):  # |r| = 1 (perfect rank order): t and z infinite
+        z, half = np.arctanh(r), _z(confidence) * se_z
+        t = r * np.sqrt(np.float64(n - 2) / np.float64(1 - r**2))
     return TestResult(n=n, estimate=float(r), ci_low=float(np.tanh(z - half)),
                       ci_high=float(np.tanh(z + half)), statistic=float(t), p=float(p),
                       effect_size=float(r))

@@ -749,7 +749,10 @@ def _rows(analysis: str, contrast: str, wide: pd.DataFrame,
           test: Callable[[pd.Series], stats.TestResult]) -> list[dict[str, Any]]:
     out = []
     for (measure, region), values in wide.items():
-        res = test(values)
+        try:
+            res = test(values)
+        except (ValueError, np.linalg.LinAlgError):  # too few observations for this test
+            res = stats.TestResult.not_estimable(int(values.notna().sum()))
         out.append({"analysis": analysis, "measure": measure, "region": region,
                     "contrast": contrast, **asdict(res)})
     return out
@@ -910,6 +913,13 @@ def _interaction_rows(data: ChangeData, spec: dict[str, Any], result: GroupResul
                                 "subjects in an arm)")
             continue
         for mask, columns in _by_missing_pattern(long):
+            paired = _paired_subjects(long.index[mask], post[mask], active[mask])
+            if min(paired) < 2:
+                result.notes.append(
+                    f"change: interaction {arm}-{placebo} skipped for {len(columns)} "
+                    f"measure/region column(s) (subjects with both sessions: {paired[0]} "
+                    f"{arm}, {paired[1]} {placebo}; at least 2 per arm are needed)")
+                continue
             fits = stats.arm_time_interaction(long.loc[mask, columns].to_numpy(),
                                               long.index[mask].to_numpy(), post[mask],
                                               active[mask])
@@ -917,6 +927,15 @@ def _interaction_rows(data: ChangeData, spec: dict[str, Any], result: GroupResul
                       "contrast": f"interaction:{arm}-{placebo}", **asdict(fit)}
                      for (m, r), fit in zip(columns, fits, strict=True)]
     return rows
+
+
+def _paired_subjects(subject: np.ndarray, post: np.ndarray, active: np.ndarray
+                     ) -> tuple[int, int]:
+    """Subjects observed at both sessions, in the active arm and in the comparator arm."""
+    frame = pd.DataFrame({"subject": subject, "post": post, "active": active})
+    both = frame.groupby("subject").agg(sessions=("post", "nunique"), active=("active", "first"))
+    both = both[both["sessions"] == 2]
+    return int(both["active"].sum()), int((~both["active"]).sum())
 
 
 def _by_missing_pattern(table: pd.DataFrame) -> list[tuple[np.ndarray, list[Any]]]:
@@ -969,6 +988,8 @@ def _correlate(method: Callable[..., stats.TestResult], symptom: pd.Series, *ext
                ) -> Callable[[pd.Series], stats.TestResult]:
     def run(values: pd.Series) -> stats.TestResult:
         ok = values.notna().to_numpy()
+        if ok.sum() < 4:  # the Fisher-z interval needs n − 3 > 0
+            return stats.TestResult.not_estimable(int(ok.sum()))
         return method(values.to_numpy()[ok], symptom.to_numpy()[ok],
                       *(e[ok] for e in extra))
     return run

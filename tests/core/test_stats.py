@@ -314,3 +314,17 @@ def test_max_t_fwe_flags_a_planted_blob_and_controls_the_null_voxels(design):
     assert (p_fwe[blob] < 0.05).all()
     assert not (p_fwe[~blob] < 0.05).any()
     assert p_fwe.min() == pytest.approx(1 / 201)
+
+
+def test_perfect_rank_order_gives_infinite_t_not_an_error():
+    """Four patients in perfect rank order (small demo cohorts): Spearman ρ = 1 exactly, as
+    scipy says; the t statistic is infinite and the Fisher-z interval collapses to [1, 1]."""
+    x, y = np.array([1.0, 2.0, 3.0, 4.0]), np.array([0.1, 0.5, 0.7, 2.0])
+    res = ks.spearman(x, y)
+    assert res.estimate == stats.spearmanr(x, y)[0] == 1.0
+    assert res.statistic == np.inf and res.ci_low == res.ci_high == 1.0
+
+
+def test_not_estimable_row_keeps_n_and_has_no_statistics():
+    row = ks.TestResult.not_estimable(3)
+    assert row.n == 3 and all(np.isnan(v) for v in (row.estimate, row.p, row.ci_low))
