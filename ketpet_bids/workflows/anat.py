@@ -13,6 +13,8 @@ template transform) and ``brain`` (one region ``wholebrain``: brain mask minus C
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,8 +115,13 @@ def find_template_inputs(template: str = DEFAULT_TEMPLATE, home: Path | None = N
     InputError
         Naming the missing file and the pre-fetch command when it is absent offline.
     """
-    home = templateflow_home(home)
+    return _template_inputs(template, templateflow_home(home), atlases)
 
+
+@functools.lru_cache(maxsize=8)
+def _template_inputs(template: str, home: Path, atlases: bool) -> TemplateInputs:
+    """:func:`find_template_inputs` for a resolved directory, cached: each lookup indexes the
+    TemplateFlow tree (~0.5 s), and the graph asks once per participant."""
     def get(extension: str = ".nii.gz", **query):
         return template_file(template, home=home, extension=extension, **query)
 
@@ -237,11 +244,19 @@ Source = tuple[pe.Node, str] | str | list[str]
 """A value known at build time (a path or list of paths) or a node output ``(node, field)``."""
 
 
-def _set_or_connect(workflow: pe.Workflow, source: Source, node: pe.Node, field: str) -> None:
+def _set_or_connect(workflow: pe.Workflow, source: Source, node: pe.Node, field: str,
+                    convert: Callable | None = None) -> None:
+    """Set ``node.<field>`` from a build-time value or connect it from a node output, passing
+    the value through ``convert`` (a module-level connection function) when given."""
     if isinstance(source, tuple):
-        workflow.connect(source[0], source[1], node, field)
+        workflow.connect(source[0], (source[1], convert) if convert else source[1], node, field)
     else:
-        setattr(node.inputs, field, source)
+        setattr(node.inputs, field, convert(source) if convert else source)
+
+
+def as_list(item):
+    """Connection function: one file as a one-element list (e.g. a transform list)."""
+    return [item]
 
 
 def _freesurfer_node(workflow, freesurfer, derivatives, inputnode) -> pe.Node | None:
@@ -313,10 +328,7 @@ def _default_atlas(workflow, template, template_to_t1w, t1w) -> pe.Node:
     to_t1w = pe.Node(ApplyTransforms(interpolation="genericLabel"), name="default_atlas_to_t1w")
     _set_or_connect(workflow, t1w, to_t1w, "reference")
     workflow.connect(build, "dseg", to_t1w, "moving")
-    transforms = pe.Node(niu.Merge(1), name="default_atlas_transforms",
-                         run_without_submitting=True)
-    _set_or_connect(workflow, template_to_t1w, transforms, "in1")
-    workflow.connect(transforms, "out", to_t1w, "transforms")
+    _set_or_connect(workflow, template_to_t1w, to_t1w, "transforms", as_list)
     out = pe.Node(niu.IdentityInterface(fields=["dseg", "dseg_tsv"]), name="default_atlas")
     workflow.connect([(to_t1w, out, [("out_file", "dseg")]),
                       (build, out, [("dseg_tsv", "dseg_tsv")])])
@@ -327,10 +339,7 @@ def _brain_atlas(workflow, mask, probsegs) -> pe.Node:
     """The one-region atlas ``wholebrain`` (brain mask minus CSF)."""
     atlas = pe.Node(BrainAtlas(), name="brain_atlas")
     _set_or_connect(workflow, mask, atlas, "brain_mask")
-    if isinstance(probsegs, tuple):
-        workflow.connect(probsegs[0], (probsegs[1], _csf), atlas, "csf_probseg")
-    else:
-        atlas.inputs.csf_probseg = probsegs[2]
+    _set_or_connect(workflow, probsegs, atlas, "csf_probseg", _csf)
     return atlas
 
 

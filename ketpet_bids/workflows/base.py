@@ -32,6 +32,7 @@ from ketpet_bids.workflows.anat import (
     DEFAULT_ATLAS,
     NAMED_ATLASES,
     TemplateInputs,
+    as_list,
     find_template_inputs,
     init_anat_wf,
     output_atlas_names,
@@ -394,16 +395,11 @@ def _connect_models(workflow: pe.Workflow, settings: Settings, run: PetRun, *, a
         workflow.connect([
             (kinetics_wf, to_template, [("outputnode.mimap_files", "moving")]),
             (inputnode, to_template, [("template_reference", "reference"),
-                                      (("t1w_to_template", _as_list), "transforms")]),
+                                      (("t1w_to_template", as_list), "transforms")]),
             (to_template, ds_mni, [("out_file", "in_files")]),
             (kinetics_wf, ds_mni, [(("outputnode.mimap_entities", _in_template_space),
                                     "entities")]),
         ])
-
-
-def _as_list(item):
-    """Connection function: one transform file as a transform list."""
-    return [item]
 
 
 def _in_template_space(entities: list) -> list:

@@ -325,6 +325,21 @@ def test_perfect_rank_order_gives_infinite_t_not_an_error():
     assert res.statistic == np.inf and res.ci_low == res.ci_high == 1.0
 
 
-def test_not_estimable_row_keeps_n_and_has_no_statistics():
-    row = ks.TestResult.not_estimable(3)
+def test_columns_too_short_for_a_test_get_nan_rows_and_the_others_their_values():
+    """A group table column with 3 observations cannot carry a Fisher-z interval: its row keeps
+    n = 3 with NaN statistics, while a full column equals scipy's Pearson r and p."""
+    import pandas as pd
+
+    from ketpet_bids.workflows import group
+
+    rng = np.random.default_rng(3)
+    symptom = pd.Series(rng.normal(size=8))
+    full = symptom * 0.5 + rng.normal(size=8)
+    short = full.where(np.arange(8) < 3)
+    wide = pd.DataFrame({("SUVR", "cortex"): full, ("SUVR", "habenula"): short})
+    rows = group._rows("symptoms", "pearson", wide, group._correlate(ks.pearson, symptom))
+    r, p = stats.pearsonr(full, symptom)
+    assert rows[0]["estimate"] == pytest.approx(r) and rows[0]["p"] == pytest.approx(p)
+    row = ks.TestResult(**{k: rows[1][k] for k in ("n", "estimate", "ci_low", "ci_high",
+                                                    "statistic", "p", "effect_size")})
     assert row.n == 3 and all(np.isnan(v) for v in (row.estimate, row.p, row.ci_low))
