@@ -1,6 +1,7 @@
 """Measured regional error of the participant level against the simulator's truth.
 
-``run``: for each seed, simulate a tiny ``k2-ketamine`` study with the simulator's defaults
+``run``: for each seed, simulate a ``k2-ketamine`` study (``--size tiny``: 2 mm T1w, 4 mm PET,
+14 frames; ``standard``: 1 mm T1w, 2 mm PET, 31 frames) with the simulator's defaults
 (``noise = 1``, "realistic": 15% CoV in a 2 mm voxel at 10 kBq/mL in a 5-min late frame;
 6 mm PSF; ≤ 4 mm motion; "average" voxel sampling; arterial blood with 3% sample noise) and
 run the participant level exactly as ``ketpet-bids-demo`` does (``demo_templates``,
@@ -51,8 +52,9 @@ PSF_FWHM_MM = 6.0  # the simulator's default PSF (ketpet_bids.sim.study.simulate
 NOISE = 1.0  # the simulator's default ("realistic") noise scale
 
 
-def run(out: Path, seeds: list[int], n_patients: int, n_controls: int, nprocs: int) -> None:
-    """Simulate one tiny study per seed and run the demo's participant level on it."""
+def run(out: Path, seeds: list[int], n_patients: int, n_controls: int, nprocs: int,
+        size: str) -> None:
+    """Simulate one study of ``size`` per seed and run the demo's participant level on it."""
     from ketpet_bids.cli.demo import demo_templates, participant_options
     from ketpet_bids.cli.run import main as ketpet_main
     from ketpet_bids.sim import simulate_study
@@ -63,13 +65,13 @@ def run(out: Path, seeds: list[int], n_patients: int, n_controls: int, nprocs: i
         bids, derivatives, work = root / "bids", root / "derivatives", root / "work"
         started = time.perf_counter()
         if not (bids / "dataset_description.json").exists():
-            simulate_study(bids, n_patients=n_patients, n_controls=n_controls, size="tiny",
+            simulate_study(bids, n_patients=n_patients, n_controls=n_controls, size=size,
                            seed=seed, preset="k2-ketamine", noise=NOISE, psf_fwhm_mm=PSF_FWHM_MM)
         simulated = time.perf_counter()
         with demo_templates(out.absolute() / "templateflow"):
             code = ketpet_main([str(bids), str(derivatives), "participant", "--no-progress",
                                 *participant_options(bids, work, nprocs, PSF_FWHM_MM)])
-        log.append({"seed": seed, "exit": code, "simulate_s": round(simulated - started, 1),
+        log.append({"seed": seed, "size": size, "exit": code, "simulate_s": round(simulated - started, 1),
                     "participant_s": round(time.perf_counter() - simulated, 1),
                     "scans": len(list((bids / "sourcedata" / "truth").rglob(
                         "*_desc-true_kinpar.tsv")))})
@@ -253,6 +255,15 @@ def markdown(model: dict, variant: str) -> str:
     return "\n".join(lines)
 
 
+def simulated_size(out: Path) -> str:
+    """The one simulator size of the runs in ``out`` (``run_log.jsonl``; ``tiny`` if unrecorded)."""
+    log = [json.loads(line) for line in (out / "run_log.jsonl").read_text().splitlines()]
+    sizes = {entry.get("size", "tiny") for entry in log}
+    if len(sizes) != 1:
+        raise ValueError(f"{out}: runs of several sizes {sorted(sizes)}; analyse them apart")
+    return sizes.pop()
+
+
 def analyse(out: Path, model_file: Path) -> None:
     """Print the error tables and write the error model (JSON) used by group_planted.py."""
     table = pd.concat([collect(out), logan_on_truth(out)], ignore_index=True)
@@ -281,7 +292,7 @@ def analyse(out: Path, model_file: Path) -> None:
     seeds = sorted(table["seed"].unique().tolist())
     model_file.write_text(json.dumps({
         "date": "2026-11-30", "seeds": seeds, "n_scans": {v: model[v]["VT"]["n_scans"] for v in model},
-        "simulation": {"preset": "k2-ketamine", "size": "tiny", "noise": NOISE,
+        "simulation": {"preset": "k2-ketamine", "size": simulated_size(out), "noise": NOISE,
                        "psf_fwhm_mm": PSF_FWHM_MM, "max_motion_mm": 4.0},
         "definition": "log(measured/true) = log(1 + bias_r) + u_scan + e_scan_r; "
                       "u ~ N(0, sd_common^2), e ~ N(0, sd_region^2)",
@@ -297,13 +308,15 @@ def main() -> None:
     p_run.add_argument("--n-patients", type=int, default=3)
     p_run.add_argument("--n-controls", type=int, default=3)
     p_run.add_argument("--nprocs", type=int, default=2)
+    p_run.add_argument("--size", choices=("tiny", "standard"), default="tiny")
     p_analyse = sub.add_parser("analyse")
     p_analyse.add_argument("out", type=Path)
     p_analyse.add_argument("--model", type=Path,
                            default=Path("benchmarks/results/regional_noise.json"))
     args = parser.parse_args()
     if args.step == "run":
-        run(args.out, args.seeds, args.n_patients, args.n_controls, args.nprocs)
+        run(args.out, args.seeds, args.n_patients, args.n_controls, args.nprocs,
+            args.size)
     else:
         analyse(args.out, args.model)
 

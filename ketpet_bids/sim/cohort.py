@@ -18,8 +18,10 @@ Extracerebral regions and CSF keep their base parameters.
 
 MADRS: controls ~ N(3, 2) at baseline; patients ~ N(30, 5) at baseline and
 ``post = baseline + Δ`` with ``Δ = −8 + 7·(ρ·z + √(1−ρ²)·e)`` where ``z`` is the standardised
-true change in mean cortical SUVR and ``e`` is noise made orthogonal to ``z``, so that the
-sample correlation of Δ with the cortical change is exactly ρ before rounding to integers.
+true relative change of the cortical composite's SUVR (volume-weighted over the six cortical
+regions, as the group level's ``cortex`` composite) and ``e`` is noise made orthogonal to
+``z``, so that the sample correlation of Δ with that change is exactly ρ before rounding to
+integers.
 """
 
 from __future__ import annotations
@@ -80,7 +82,8 @@ class CohortSpec:
     treatment_effect_sd
         Between-subject SD of the ketamine effect (absolute, relative units).
     madrs_rho
-        Correlation of MADRS change with the true cortical SUVR change (patients).
+        Correlation of MADRS change with the true relative change of the cortical composite's
+        SUVR (patients).
     between_subject_cov, session_cov
         Coefficients of variation of VT between subjects and between sessions.
     """
@@ -99,8 +102,8 @@ class CohortSpec:
 PRESETS: dict[str, CohortSpec] = {
     "k2-ketamine": CohortSpec(
         name="k2-ketamine", n_patients=34, n_controls=49,
-        group_effect={"frontal": -0.07, "cingulate": -0.08, "insula": -0.06,
-                      "temporal": -0.05, "habenula-left": 0.10, "habenula-right": 0.10},
+        group_effect={"frontal": -0.15, "cingulate": -0.16, "insula": -0.14,
+                      "temporal": -0.14, "habenula-left": 0.15, "habenula-right": 0.15},
         treatment_effect={**{r: 0.08 for r in CORTICAL}, **{r: -0.10 for r in HABENULA}},
         treatment_effect_sd=0.03, madrs_rho=-0.6),
 }
@@ -232,7 +235,8 @@ def assign_madrs(subjects: list[Subject], cortical_change: dict[str, float],
     subjects
         All subjects.
     cortical_change
-        Patient label → relative change of the mean cortical true SUVR, post vs baseline.
+        Patient label → relative change of the cortical composite's true SUVR, post vs
+        baseline (:func:`ketpet_bids.sim.study.true_changes`).
     spec
         Gives ``madrs_rho``.
     seed

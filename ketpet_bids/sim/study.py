@@ -10,7 +10,7 @@ its TAC over 1800–3000 s divided by the reference's mean over the same window.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -158,7 +158,7 @@ def simulate_study(out_dir: Path, *, n_patients: int | None = None, n_controls: 
     truths = {(s.label, ses): simulate_scan_truth(s, ses, spec, rng_for(seed, _KINETICS, i, j),
                                                   starts, ends, volumes)
               for i, s in enumerate(subjects) for j, ses in enumerate(s.sessions)}
-    changes = _true_changes(subjects, truths)
+    changes = true_changes(subjects, truths, volumes)
     madrs = assign_madrs(subjects, {k: v["cortical_suvr"] for k, v in changes.items()}, spec,
                          seed)
     run = _Run(out, geometry, labels, volumes, seed, noise, psf_fwhm_mm, max_motion_mm, tracer,
@@ -192,23 +192,49 @@ def _check_arguments(out: Path, n_p: int, n_c: int, size: str, noise: float, psf
         shutil.rmtree(out)
 
 
-def _true_changes(subjects: list[Subject], truths: dict[tuple[str, str], ScanTruth]
-                  ) -> dict[str, dict[str, float]]:
-    """Relative post-vs-baseline change of mean cortical / habenular true SUVR and VT."""
-    out = {}
+def true_changes(subjects: list[Subject], truths: dict[tuple[str, str], ScanTruth],
+                 volumes: dict[str, float]) -> dict[str, dict[str, float]]:
+    """Relative post-vs-baseline change of the cortical and habenular composites' true values.
+
+    A composite is the volume-weighted mean of its regions' values, as the group level's
+    ``cortex`` and ``habenula`` composites are (:func:`ketpet_bids.workflows.group.add_composites`
+    with ``morph.tsv`` volumes), so the symptom correlation planted on this change is the one
+    the group level measures.
+
+    Parameters
+    ----------
+    subjects
+        All subjects; those without a post session are skipped.
+    truths
+        ``(label, session)`` → the scan's truth.
+    volumes
+        Region volumes (mm³), the composite weights.
+
+    Returns
+    -------
+    dict
+        Patient label → ``{"cortical_suvr", "cortical_vt", "habenula_suvr", "habenula_vt"}``
+        relative changes (post / baseline − 1).
+    """
     groups = {"cortical": phantom.CORTICAL, "habenula": HABENULA}
+    measures = {"suvr": lambda t, r: t.suvr[r], "vt": lambda t, r: t.params[r].VT}
+    out = {}
     for s in subjects:
         if "post" not in s.sessions:
             continue
         base, post = truths[(s.label, "baseline")], truths[(s.label, "post")]
-        row = {}
-        for key, regions in groups.items():
-            for measure in ("suvr", "vt"):
-                value = {"suvr": lambda t, r: t.suvr[r], "vt": lambda t, r: t.params[r].VT}[measure]
-                row[f"{key}_{measure}"] = float(np.mean([value(post, r) / value(base, r) - 1.0
-                                                         for r in regions]))
-        out[s.label] = row
+        out[s.label] = {
+            f"{key}_{measure}": _composite(value, post, regions, volumes)
+            / _composite(value, base, regions, volumes) - 1.0
+            for key, regions in groups.items() for measure, value in measures.items()}
     return out
+
+
+def _composite(value: Callable[[ScanTruth, str], float], truth: ScanTruth,
+               regions: tuple[str, ...], volumes: dict[str, float]) -> float:
+    """Volume-weighted mean of ``value(truth, region)`` over ``regions``."""
+    weights = np.array([volumes[r] for r in regions])
+    return float(weights @ np.array([value(truth, r) for r in regions]) / weights.sum())
 
 
 class _Run:

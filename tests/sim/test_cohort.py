@@ -64,7 +64,10 @@ def test_madrs_change_correlates_with_cortical_change():
 
 
 def test_cohort_truth_files(preset_study):
-    """cohort.tsv/json record arms, planted effects and true changes consistent with kinpar."""
+    """cohort.tsv/json record arms, planted effects and true changes consistent with kinpar.
+
+    The true cortical change is the volume-weighted composite's (the group level's ``cortex``).
+    """
     table = pd.read_csv(preset_study / truth_path("cohort_tsv"), sep="\t")
     doc = json.loads((preset_study / truth_path("cohort_json")).read_text())
     assert doc["spec"]["treatment_effect"]["frontal"] == 0.08
@@ -72,8 +75,9 @@ def test_cohort_truth_files(preset_study):
         label = row.participant_id[4:]
         kp = {ses: pd.read_csv(preset_study / truth_path("kinpar", label, ses), sep="\t")
               .set_index("region") for ses in ("baseline", "post")}
-        suvr = np.mean([kp["post"].loc[r, "SUVR"] / kp["baseline"].loc[r, "SUVR"] - 1
-                        for r in CORTICAL])
+        volumes = pd.Series(doc["region_volumes_mm3"])[list(CORTICAL)]
+        suvr = ((kp["post"].loc[list(CORTICAL), "SUVR"] * volumes).sum()
+                / (kp["baseline"].loc[list(CORTICAL), "SUVR"] * volumes).sum() - 1)
         assert np.isclose(row.true_cortical_suvr_change, suvr, rtol=1e-5)
         madrs = pd.read_csv(preset_study / "sub-" f"{label}" / f"sub-{label}_sessions.tsv",
                             sep="\t")
