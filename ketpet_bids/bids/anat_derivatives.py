@@ -198,11 +198,17 @@ def check_atlas(image: Path) -> tuple[Path, Path]:
     return Path(image), tsv
 
 
-def load_user_atlas(path: Path) -> tuple[str, Path, Path]:
-    """Name and files of a user atlas given as ``--atlas PATH`` (label image in T1w space).
+ATLAS_SPACES = ("T1w", TEMPLATE)
+"""Spaces a ``--atlas PATH`` image can be in (``MNI`` is taken as the template's name)."""
+
+
+def load_user_atlas(path: Path, space: str | None = None) -> tuple[str, Path, Path, str]:
+    """Name, files and space of a user atlas given as ``--atlas PATH``.
 
     The name is the file's ``seg-`` (or ``atlas-``) entity if it has one, otherwise its stem
-    with non-alphanumerics removed, e.g. ``my_atlas.nii.gz`` → ``myatlas``.
+    with non-alphanumerics removed, e.g. ``my_atlas.nii.gz`` → ``myatlas``. The space is
+    ``space`` (``--atlas-space``) if given, else the file's ``space-`` entity, else ``T1w``;
+    it must be one of :data:`ATLAS_SPACES`.
     """
     path = Path(path)
     if not path.is_file():
@@ -214,4 +220,9 @@ def load_user_atlas(path: Path) -> tuple[str, Path, Path]:
     name = re.sub(r"[^A-Za-z0-9]", "", name)
     if not name:
         raise InputError("--atlas", f"cannot derive an atlas name from {path.name}")
-    return name, image, tsv
+    space = space or ents.get("space", "T1w")
+    space = TEMPLATE if space == "MNI" else space
+    if space not in ATLAS_SPACES:
+        raise InputError(path, f"atlas space '{space}' is not supported",
+                         f"give an atlas in {' or '.join(ATLAS_SPACES)} space (--atlas-space)")
+    return name, image, tsv, space

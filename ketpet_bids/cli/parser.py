@@ -91,9 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help="atlases: 'default' (combined template atlas: aseg nuclei, "
                       "Schaefer cortex, MASSP habenula; needs TemplateFlow files), 'brain' "
                       "(one whole-brain region), or a label image with a same-named .tsv "
-                      "(index name) in T1w space. Default: the anatomical derivatives' and "
-                      "FreeSurfer's segmentations when given, else 'default'")
-    proc.add_argument("--atlas-space", metavar="SPACE", help="space of --atlas PATH images")
+                      "(index name) in T1w or template space (--atlas-space). Default: the "
+                      "anatomical derivatives' and FreeSurfer's segmentations when given, "
+                      "else 'default'")
+    proc.add_argument("--atlas-space", metavar="SPACE",
+                      help="space of the --atlas PATH images: T1w or MNI152NLin2009cAsym "
+                      "('MNI'; warped into each T1w with the template registration). Default: "
+                      "each file's space- entity, else T1w")
     proc.add_argument("--fs-subjects-dir", type=Path, metavar="DIR",
                       help="FreeSurfer SUBJECTS_DIR with aparc+aseg per subject")
     proc.add_argument("--anat-derivatives", type=Path, metavar="DIR",

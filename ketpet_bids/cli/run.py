@@ -10,6 +10,7 @@ import getpass
 import os
 import sys
 import time
+from pathlib import Path
 
 from ketpet_bids.cli.parser import parse_args
 from ketpet_bids.errors import InputError, ProcessingError
@@ -58,9 +59,14 @@ def check_settings(settings: Settings) -> None:
     if settings.fs_subjects_dir and not settings.fs_subjects_dir.is_dir():
         raise InputError(settings.fs_subjects_dir, "--fs-subjects-dir is not a directory",
                          "give FreeSurfer's SUBJECTS_DIR")
-    if settings.voxelwise in ("MNI", "both") or "default" in settings.atlas:
-        from ketpet_bids.workflows.anat import find_template_inputs
+    from ketpet_bids.bids.anat_derivatives import load_user_atlas
+    from ketpet_bids.workflows.anat import NAMED_ATLASES, find_template_inputs
 
+    # every --atlas file is checked here (exit 2 before any work), its space too
+    spaces = [load_user_atlas(Path(spec), settings.atlas_space)[3]
+              for spec in settings.atlas if spec not in NAMED_ATLASES]
+    if (settings.voxelwise in ("MNI", "both") or "default" in settings.atlas
+            or any(space != "T1w" for space in spaces)):
         # exit 2 naming the missing template file (offline)
         find_template_inputs(atlases="default" in settings.atlas)
     if settings.anat_reference == "unbiased" and (settings.fs_subjects_dir
@@ -69,9 +75,6 @@ def check_settings(settings: Settings) -> None:
         raise InputError("--anat-reference", f"'unbiased' builds a new mid-space T1w, but "
                          f"{given} brings anatomy computed in one session's space",
                          "use --anat-reference first (or a session) with existing anatomy")
-    if settings.atlas_space not in (None, "T1w"):
-        raise InputError("--atlas-space", "only T1w-space atlases are supported in this "
-                         "version", "resample the atlas to each T1w or use --anat-derivatives")
     start, end = settings.suvr_window
     if not 0 <= start < end:
         raise InputError("--suvr-window", f"START {start} must be ≥ 0 and below END {end}")

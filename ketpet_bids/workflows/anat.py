@@ -61,6 +61,10 @@ TEMPLATE_METHODS = (
     " The T1w was registered nonlinearly to the {template} template (ANTs symmetric "
     "normalisation, SyN, through antspyx; Avants et al. 2008)."
 )
+TEMPLATE_ATLAS_METHODS = (
+    " The atlas(es) {names}, given in {template} space, were brought into T1w space with the "
+    "template-to-T1w transform (nearest-label interpolation)."
+)
 DEFAULT_ATLAS_METHODS = (
     " Default regions combined, in template space, FreeSurfer's aseg segmentation of the "
     "template (subcortical nuclei, cerebellar grey matter, brainstem, white matter), the "
@@ -138,14 +142,17 @@ def _template_inputs(template: str, home: Path, atlases: bool) -> TemplateInputs
 
 def output_atlas_names(atlases: dict[str, tuple[Path, Path]],
                        freesurfer: FreeSurferInputs | None = None,
-                       named: tuple[str, ...] = ()) -> list[str]:
+                       named: tuple[str, ...] = (),
+                       template_atlases: dict[str, tuple[Path, Path]] | None = None
+                       ) -> list[str]:
     """Atlas names in the order of :func:`init_anat_wf`'s parallel output lists.
 
-    The given atlases (minus one called ``aparcaseg`` when FreeSurfer replaces it), then
-    ``aparcaseg`` when FreeSurfer inputs are given, then the ``named`` atlases;
-    :data:`FALLBACK_ATLAS` when there is none at all.
+    The given T1w-space atlases (minus one called ``aparcaseg`` when FreeSurfer replaces it),
+    the template-space atlases, ``aparcaseg`` when FreeSurfer inputs are given, then the
+    ``named`` atlases; :data:`FALLBACK_ATLAS` when there is none at all.
     """
     names = [n for n in atlases if freesurfer is None or n != FS_ATLAS]
+    names += list(template_atlases or {})
     names += [FS_ATLAS] if freesurfer else []
     names += [n for n in named if n not in names]
     return names or [FALLBACK_ATLAS]
@@ -154,6 +161,7 @@ def output_atlas_names(atlases: dict[str, tuple[Path, Path]],
 def init_anat_wf(*, derivatives: AnatDerivatives | None,
                  atlases: dict[str, tuple[Path, Path]],
                  freesurfer: FreeSurferInputs | None = None, named: tuple[str, ...] = (),
+                 template_atlases: dict[str, tuple[Path, Path]] | None = None,
                  template: TemplateInputs | None = None, omp_nthreads: int = 1, seed: int = 0,
                  name: str = "anat_wf") -> pe.Workflow:
     """Build the anatomical workflow of one subject.
@@ -170,6 +178,10 @@ def init_anat_wf(*, derivatives: AnatDerivatives | None,
         ``brainmask.mgz`` the brain mask unless the derivatives have one.
     named
         Named atlases (:data:`NAMED_ATLASES`) after the others; ``default`` needs ``template``.
+    template_atlases
+        Atlas name → (label image in ``template``'s space, label table TSV): warped into T1w
+        space with the template → T1w transform (nearest-label interpolation); needs
+        ``template``.
     template
         Template files: the T1w ↔ template transforms are computed (unless the derivatives
         have both) and the tissue priors used. ``None``: no template products.
@@ -197,39 +209,46 @@ def init_anat_wf(*, derivatives: AnatDerivatives | None,
     t1w_to_template, template_to_t1w
         ANTs HDF5 composite transforms (only present when ``template`` is given).
     """
-    if DEFAULT_ATLAS in named and template is None:
-        raise ValueError("the default atlas needs the template files")
+    if (DEFAULT_ATLAS in named or template_atlases) and template is None:
+        raise ValueError("the default and template-space atlases need the template files")
     workflow = pe.Workflow(name=name)
     inputnode = pe.Node(niu.IdentityInterface(fields=["t1w"]), name="inputnode")
     fields = _OUTPUTS + (_TEMPLATE_OUTPUTS if template else [])
     outputnode = pe.Node(niu.IdentityInterface(fields=fields), name="outputnode")
     workflow.add_nodes([inputnode, outputnode])  # present even when derivatives cover all
-    outputnode.inputs.atlas_names = output_atlas_names(atlases, freesurfer, named)
+    names = output_atlas_names(atlases, freesurfer, named, template_atlases)
+    outputnode.inputs.atlas_names = names
     fs_node = _freesurfer_node(workflow, freesurfer, derivatives, inputnode)
     t1w, mask = _t1w_and_mask(workflow, derivatives, fs_node, freesurfer, inputnode,
                               omp_nthreads)
     xfms = _template_transforms(workflow, template, derivatives, t1w, mask, omp_nthreads, seed)
     probsegs = _tissues(workflow, derivatives, template, xfms, t1w, mask, omp_nthreads)
-    workflow.__desc__ = _methods(derivatives, freesurfer, template, xfms, named)
+    workflow.__desc__ = _methods(derivatives, freesurfer, template, xfms, named,
+                                 list(template_atlases or {}))
     for field, source in (("t1w_preproc", t1w), ("brain_mask", mask), ("probsegs", probsegs)):
         _set_or_connect(workflow, source, outputnode, field)
     if xfms:
         _set_or_connect(workflow, xfms[0], outputnode, "t1w_to_template")
         _set_or_connect(workflow, xfms[1], outputnode, "template_to_t1w")
 
-    given = {n: files for n, files in atlases.items() if fs_node is None or n != FS_ATLAS}
-    computed = [fs_node] if fs_node else []
-    if DEFAULT_ATLAS in named:
-        computed.append(_default_atlas(workflow, template, xfms[1], t1w))
-    if FALLBACK_ATLAS in outputnode.inputs.atlas_names:
-        computed.append(_brain_atlas(workflow, mask, probsegs))
-    images = pe.Node(niu.Merge(1 + len(computed)), name="dseg_files")
-    tsvs = pe.Node(niu.Merge(1 + len(computed)), name="dseg_tsvs")
-    images.inputs.in1 = [str(image) for image, _ in given.values()]
-    tsvs.inputs.in1 = [str(tsv) for _, tsv in given.values()]
-    for index, node in enumerate(computed, start=2):
-        workflow.connect([(node, images, [("dseg", f"in{index}")]),
-                          (node, tsvs, [("dseg_tsv", f"in{index}")])])
+    computed = {name: _atlas_to_t1w(workflow, f"atlas_{name}", str(image), str(table),
+                                    xfms[1], t1w)
+                for name, (image, table) in (template_atlases or {}).items()}
+    if fs_node:
+        computed[FS_ATLAS] = fs_node
+    if DEFAULT_ATLAS in names:
+        computed[DEFAULT_ATLAS] = _default_atlas(workflow, template, xfms[1], t1w)
+    if FALLBACK_ATLAS in names:
+        computed[FALLBACK_ATLAS] = _brain_atlas(workflow, mask, probsegs)
+    images = pe.Node(niu.Merge(len(names)), name="dseg_files")
+    tsvs = pe.Node(niu.Merge(len(names)), name="dseg_tsvs")
+    for index, atlas in enumerate(names, start=1):
+        if atlas in computed:
+            workflow.connect([(computed[atlas], images, [("dseg", f"in{index}")]),
+                              (computed[atlas], tsvs, [("dseg_tsv", f"in{index}")])])
+        else:
+            setattr(images.inputs, f"in{index}", str(atlases[atlas][0]))
+            setattr(tsvs.inputs, f"in{index}", str(atlases[atlas][1]))
     morph = pe.MapNode(RegionVolumes(), iterfield=["dseg", "dseg_tsv"], name="morph")
     workflow.connect([
         (images, morph, [("out", "dseg")]), (tsvs, morph, [("out", "dseg_tsv")]),
@@ -325,13 +344,21 @@ def _default_atlas(workflow, template, template_to_t1w, t1w) -> pe.Node:
     """The combined template atlas, built in template space and warped into T1w space."""
     build = pe.Node(BuildDefaultAtlas(templateflow_home=str(template.home),
                                       template=template.name), name="default_atlas_template")
-    to_t1w = pe.Node(ApplyTransforms(interpolation="genericLabel"), name="default_atlas_to_t1w")
+    return _atlas_to_t1w(workflow, "default_atlas", (build, "dseg"), (build, "dseg_tsv"),
+                         template_to_t1w, t1w)
+
+
+def _atlas_to_t1w(workflow, name: str, dseg: Source, dseg_tsv: Source, template_to_t1w: Source,
+                  t1w: Source) -> pe.Node:
+    """A template-space label image warped into T1w space (genericLabel); outputs
+    ``dseg`` and ``dseg_tsv`` (the label table, unchanged)."""
+    to_t1w = pe.Node(ApplyTransforms(interpolation="genericLabel"), name=f"{name}_to_t1w")
     _set_or_connect(workflow, t1w, to_t1w, "reference")
-    workflow.connect(build, "dseg", to_t1w, "moving")
+    _set_or_connect(workflow, dseg, to_t1w, "moving")
     _set_or_connect(workflow, template_to_t1w, to_t1w, "transforms", as_list)
-    out = pe.Node(niu.IdentityInterface(fields=["dseg", "dseg_tsv"]), name="default_atlas")
-    workflow.connect([(to_t1w, out, [("out_file", "dseg")]),
-                      (build, out, [("dseg_tsv", "dseg_tsv")])])
+    out = pe.Node(niu.IdentityInterface(fields=["dseg", "dseg_tsv"]), name=name)
+    workflow.connect(to_t1w, "out_file", out, "dseg")
+    _set_or_connect(workflow, dseg_tsv, out, "dseg_tsv")
     return out
 
 
@@ -348,7 +375,7 @@ def _csf(probsegs: list) -> str:
     return probsegs[2]
 
 
-def _methods(derivatives, freesurfer, template, xfms, named) -> str:
+def _methods(derivatives, freesurfer, template, xfms, named, template_atlas_names) -> str:
     text = METHODS
     if not (derivatives and derivatives.probseg_list):
         text += TISSUE_METHODS.format(
@@ -358,4 +385,7 @@ def _methods(derivatives, freesurfer, template, xfms, named) -> str:
         text += TEMPLATE_METHODS.format(template=template.name)
     if DEFAULT_ATLAS in named:
         text += DEFAULT_ATLAS_METHODS
+    if template_atlas_names:
+        text += TEMPLATE_ATLAS_METHODS.format(names=", ".join(template_atlas_names),
+                                              template=template.name)
     return text + (FS_METHODS if freesurfer else "")

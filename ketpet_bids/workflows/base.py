@@ -8,6 +8,7 @@ prepare (units, decay) → head-motion correction → co-registration → region
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,19 +71,22 @@ class SubjectAnatomy:
     freesurfer: FreeSurferInputs | None
     atlases: dict[str, tuple[Path, Path]]
     named: tuple[str, ...] = ()
+    template_atlases: dict[str, tuple[Path, Path]] = dataclasses.field(default_factory=dict)
 
     @property
     def atlas_names(self) -> list[str]:
         """Atlas names in the order of the anatomy workflow's output lists."""
-        return output_atlas_names(self.atlases, self.freesurfer, self.named)
+        return output_atlas_names(self.atlases, self.freesurfer, self.named,
+                                  self.template_atlases)
 
 
 def find_subject_anatomy(settings: Settings, subject: str) -> SubjectAnatomy:
     """Anatomical derivatives, FreeSurfer outputs and atlases (``--atlas``) of a participant.
 
     ``--atlas`` entries that are :data:`~ketpet_bids.workflows.anat.NAMED_ATLASES` are named
-    atlases; the others are files. Without any atlas from any source, the ``default`` template
-    atlas is used.
+    atlases; the others are files, in T1w or template space (``--atlas-space`` or their
+    ``space-`` entity). Without any atlas from any source, the ``default`` template atlas is
+    used.
     """
     derivatives = (find_anat_derivatives(settings.anat_derivatives, subject)
                    if settings.anat_derivatives else None)
@@ -90,13 +94,20 @@ def find_subject_anatomy(settings: Settings, subject: str) -> SubjectAnatomy:
                   if settings.fs_subjects_dir else None)
     atlases = dict(derivatives.segs) if derivatives else {}
     named = tuple(spec for spec in settings.atlas if spec in NAMED_ATLASES)
+    template_atlases: dict[str, tuple[Path, Path]] = {}
+    given: set[str] = set()
     for spec in settings.atlas:
         if spec not in NAMED_ATLASES:
-            name, image, table = load_user_atlas(Path(spec))
-            atlases[name] = (image, table)
-    if not (atlases or freesurfer or named):
+            name, image, table, space = load_user_atlas(Path(spec), settings.atlas_space)
+            if name in given:
+                raise InputError(spec, f"a second --atlas file is named '{name}'",
+                                 "rename one of the files (the name is its seg- entity or stem)")
+            given.add(name)
+            atlases.pop(name, None)  # a file given by --atlas replaces a derivative's
+            (atlases if space == "T1w" else template_atlases)[name] = (image, table)
+    if not (atlases or template_atlases or freesurfer or named):
         named = (DEFAULT_ATLAS,)
-    return SubjectAnatomy(derivatives, freesurfer, atlases, named)
+    return SubjectAnatomy(derivatives, freesurfer, atlases, named, template_atlases)
 
 
 def anatomy_threads(settings: Settings) -> int:
@@ -110,8 +121,9 @@ def anatomy_threads(settings: Settings) -> int:
 
 
 def needs_template(settings: Settings, anatomy: SubjectAnatomy) -> bool:
-    """Whether template files are needed: the default atlas or template-space maps."""
-    return DEFAULT_ATLAS in anatomy.named or settings.voxelwise in ("MNI", "both")
+    """Whether template files are needed: the default atlas, template-space atlases or maps."""
+    return (DEFAULT_ATLAS in anatomy.named or bool(anatomy.template_atlases)
+            or settings.voxelwise in ("MNI", "both"))
 
 
 def init_single_subject_wf(settings: Settings, subject: str, runs: list[PetRun]) -> pe.Workflow:
@@ -123,6 +135,7 @@ def init_single_subject_wf(settings: Settings, subject: str, runs: list[PetRun])
                 if needs_template(settings, anatomy) else None)
     anat_wf = init_anat_wf(derivatives=anatomy.derivatives, atlases=anatomy.atlases,
                            freesurfer=anatomy.freesurfer, named=anatomy.named,
+                           template_atlases=anatomy.template_atlases,
                            template=template, omp_nthreads=anatomy_threads(settings),
                            seed=settings.seed)
     _connect_anatomical_reference(workflow, anat_wf, runs, settings)

@@ -81,6 +81,20 @@ def test_load_user_atlas(tmp_path):
     labels[0, 0, 0] = 3
     image = _nii(tmp_path / "my_atlas.nii.gz", labels)
     (tmp_path / "my_atlas.tsv").write_text("index\tname\n3\tHabenula\n")
-    assert load_user_atlas(image) == ("myatlas", image, tmp_path / "my_atlas.tsv")
+    assert load_user_atlas(image) == ("myatlas", image, tmp_path / "my_atlas.tsv", "T1w")
     with pytest.raises(InputError, match="does not exist"):
         load_user_atlas(tmp_path / "missing.nii.gz")
+
+
+def test_user_atlas_space_from_the_option_or_the_space_entity(tmp_path):
+    """--atlas-space wins over the file's space- entity; 'MNI' names the template; other
+    spaces are refused with the file named."""
+    labels = np.ones((4, 4, 4), np.int16)
+    image = _nii(tmp_path / "space-MNI152NLin2009cAsym_seg-lobes_dseg.nii.gz", labels)
+    (tmp_path / "space-MNI152NLin2009cAsym_seg-lobes_dseg.tsv").write_text("index\tname\n1\tA\n")
+    assert load_user_atlas(image)[::3] == ("lobes", "MNI152NLin2009cAsym")
+    assert load_user_atlas(image, "T1w")[3] == "T1w"
+    assert load_user_atlas(image, "MNI")[3] == "MNI152NLin2009cAsym"
+    with pytest.raises(InputError, match="space 'MNI305' is not supported") as error:
+        load_user_atlas(image, "MNI305")
+    assert image.name in str(error.value)

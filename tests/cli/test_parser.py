@@ -6,6 +6,8 @@ import re
 import subprocess
 import sys
 
+import nibabel as nib
+import numpy as np
 import pytest
 
 from ketpet_bids import __version__
@@ -116,3 +118,23 @@ def test_template_products_without_templates_exit_2_naming_the_template(
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
     assert "tpl-MNI152NLin2009cAsym" in err and "prefetch_templates.py" in err
+
+
+@pytest.mark.parametrize("space, named", [(None, "prefetch_templates.py"),
+                                          ("MNI305", "atlas space 'MNI305' is not supported")])
+def test_template_space_atlas_is_checked_before_any_work(tmp_path, capsys, monkeypatch, space,
+                                                         named):
+    """A template-space --atlas file needs the template (exit 2 naming it, offline); an
+    unknown --atlas-space is refused naming the file."""
+    monkeypatch.setenv("TEMPLATEFLOW_HOME", str(tmp_path / "empty_templateflow"))
+    bids = tmp_path / "bids"
+    bids.mkdir()
+    (bids / "dataset_description.json").write_text('{"Name": "x", "BIDSVersion": "1.9.0"}')
+    atlas = tmp_path / "space-MNI152NLin2009cAsym_seg-lobes_dseg.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((3, 3, 3), np.int16), np.eye(4)), atlas)
+    atlas.with_name(atlas.name.replace(".nii.gz", ".tsv")).write_text("index\tname\n1\tA\n")
+    code = main([str(bids), str(tmp_path / "out"), "participant", "--skip-bids-validation",
+                 "--atlas", str(atlas), *(["--atlas-space", space] if space else [])])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and named in err
+    assert not (tmp_path / "out").exists()
