@@ -22,7 +22,7 @@ from ketpet_bids.settings import Settings
 BATCH_PLUGINS = ("SLURM", "SGE", "PBS")
 # Models that use the arterial input when a run has blood data (Logan and Patlak otherwise
 # fall back to the reference region).
-PLASMA_MODELS = ("logan", "patlak", "1tcm", "2tcm", "2tcmirr")
+PLASMA_MODELS = ("logan", "ma1", "patlak", "1tcm", "2tcm", "2tcmirr")
 
 
 @dataclass

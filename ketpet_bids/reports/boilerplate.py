@@ -29,6 +29,7 @@ MODEL_NAMES = {
     "suvr": ("standardised uptake value ratios (SUVR)", ()),
     "patlak": ("Patlak graphical analysis", ("Patlak1983",)),
     "logan": ("Logan graphical analysis", ("Logan1990",)),
+    "ma1": ("Ichise's multilinear analysis (MA1)", ("Ichise2002",)),
     "srtm": ("the simplified reference tissue model (SRTM)", ("Lammertsma1996",)),
     "srtm2": ("SRTM2, the simplified reference tissue model with a fixed k2'",
               ("Lammertsma1996",)),

@@ -68,7 +68,7 @@ def test_bibliography_holds_the_requested_entries_with_core_fields() -> None:
     bib = bp.load_bibliography()
     assert set(bib) == {"Gorgolewski2011", "Avants2008", "Avants2011", "Tustison2010",
                         "Norgaard2022", "BEP023", "Feng1993", "Logan1990", "Patlak1983",
-                        "Lammertsma1996", "Ichise2003", "Rousset1998", "Thomas2011",
+                        "Lammertsma1996", "Ichise2002", "Ichise2003", "Rousset1998", "Thomas2011",
                         "Thomas2016", "Power2012", "Benjamini1995", "Miyazaki2020",
                         "Avants2011atropos", "Fischl2002", "Schaefer2018", "Bazin2020",
                         "Fonov2011", "Reuter2012"}

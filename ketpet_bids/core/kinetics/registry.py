@@ -7,13 +7,14 @@ Examples
 >>> get_model("logan", "reference").parameters
 ('DVR', 'BPND')
 >>> known_models()
-('1tcm', '2tcm', '2tcmirr', 'logan', 'mrtm', 'mrtm2', 'patlak', 'srtm', 'srtm2', 'suv', 'suvr')
+('1tcm', '2tcm', '2tcmirr', 'logan', 'ma1', 'mrtm', 'mrtm2', 'patlak', 'srtm', 'srtm2', 'suv', 'suvr')
 """
 
 from __future__ import annotations
 
 from ketpet_bids.core.kinetics.base import KineticModel
 from ketpet_bids.core.kinetics.logan import Logan
+from ketpet_bids.core.kinetics.ma1 import MA1
 from ketpet_bids.core.kinetics.mrtm import MRTM
 from ketpet_bids.core.kinetics.mrtm2 import MRTM2
 from ketpet_bids.core.kinetics.patlak import Patlak
@@ -26,7 +27,7 @@ from ketpet_bids.core.kinetics.tcm2 import TwoTCM, TwoTCMIrreversible
 from ketpet_bids.errors import InputError
 
 MODELS: dict[str, type[KineticModel]] = {cls.name: cls for cls in (
-    SUV, SUVR, Patlak, Logan, SRTM, SRTM2, MRTM, MRTM2, OneTCM, TwoTCM, TwoTCMIrreversible)}
+    SUV, SUVR, Patlak, Logan, MA1, SRTM, SRTM2, MRTM, MRTM2, OneTCM, TwoTCM, TwoTCMIrreversible)}
 """Every model class by its registry name (add new models here)."""
 
 

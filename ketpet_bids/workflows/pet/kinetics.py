@@ -64,7 +64,7 @@ def init_pet_kinetics_wf(*, models: tuple[str, ...], atlas_name: str,
     has_blood
         Whether the run has ``_blood.tsv`` recordings. Models taking either input (Logan,
         Patlak) use plasma input when True and the reference region when False; plasma-only
-        models (1tcm, 2tcm, 2tcmirr) raise InputError at build when False.
+        models (ma1, 1tcm, 2tcm, 2tcmirr) raise InputError at build when False.
     tstar
         Start (s) of the fitted range of graphical/multilinear models; None: found by the
         graphical models' criterion, all frames for MRTM/MRTM2.

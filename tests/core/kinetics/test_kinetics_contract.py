@@ -11,8 +11,8 @@ rate constants here, independently of the fitting code:
   fast-exchanging specific binding (k4 = 1.2/min, k3 = BPND·k4): BPND = k3/k4 is checked
   (measured residual bias of the one-tissue approximation ≤ 0.18 %; R1 and k2 are apparent
   values there, 1–2 % off, so they are not);
-- plasma input: 1TCM (Logan VT = K1/k2, exact for vB = 0), reversible 2TCM with [11C]K-2-like
-  slow binding (VT = K1/k2·(1 + k3/k4)), irreversible 2TCM (Ki = K1k3/(k2 + k3)), and for
+- plasma input: 1TCM (Logan and MA1 VT = K1/k2, exact for vB = 0), reversible 2TCM with
+  [11C]K-2-like slow binding (VT = K1/k2·(1 + k3/k4)), irreversible 2TCM (Ki = K1k3/(k2 + k3)), and for
   Patlak an irreversible tissue with fast exchange (k2 + k3 = 5–6/min; Patlak's asymptote is
   reached within a minute, measured residual ≤ 0.06 %).
 
@@ -104,6 +104,8 @@ def cases() -> list[tuple[str, str | None, np.ndarray, ModelInputs, dict[str, np
         ("mrtm2", None, ref_tacs, reference, ref_truth, 0.005),
         ("logan", "reference", ref_tacs, with_k2p, ref_truth, 0.005),
         ("logan", "plasma", frame_tacs([dataclasses.replace(p, vB=0.0) for p in ONE_TISSUE]),
+         plasma, {"VT": _column(ONE_TISSUE, "VT")}, 0.005),
+        ("ma1", None, frame_tacs([dataclasses.replace(p, vB=0.0) for p in ONE_TISSUE]),
          plasma, {"VT": _column(ONE_TISSUE, "VT")}, 0.005),
         ("patlak", "plasma", frame_tacs(FAST_TRAP), plasma, {"Ki": _column(FAST_TRAP, "Ki")},
          0.005),

@@ -16,8 +16,8 @@ from ketpet_bids.errors import InputError
 
 
 def test_registry_lists_models_and_rejects_unknown_names_with_the_list():
-    assert known_models() == ("1tcm", "2tcm", "2tcmirr", "logan", "mrtm", "mrtm2", "patlak",
-                              "srtm", "srtm2", "suv", "suvr")
+    assert known_models() == ("1tcm", "2tcm", "2tcmirr", "logan", "ma1", "mrtm", "mrtm2",
+                              "patlak", "srtm", "srtm2", "suv", "suvr")
     assert get_model("SUVR").parameters == ("SUVR",)
     assert all(get_model(n).name == n for n in MODELS)
     with pytest.raises(InputError) as err:
