@@ -12,7 +12,7 @@ running the imaging pipeline (117 scans × 20 seeds would take hours):
     e ~ N(0, σ_r²) independent per scan and region,
 
 with the relative bias ``b_r``, the scan-common SD ``σ_u`` and the region-specific SD ``σ_r``
-of each scale measured by ``regional_noise.py`` on full tiny simulations (noise 1, 6 mm PSF,
+of each scale measured by ``regional_noise.py`` on full simulations (noise 1, 6 mm PSF,
 motion) run through the demo's participant level (``results/regional_noise.md``; ``--variant
 gtm``, the demo's PVC; ``none`` is optimistic: without PVC spill-over dilutes changes, which
 a bias-and-noise model does not represent). Session 1 assumed 4% (8% habenula) instead.
@@ -289,8 +289,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--noise-model", type=Path,
-                        default=Path("benchmarks/results/regional_noise.json"),
-                        help="measured regional error model (regional_noise.py analyse)")
+                        default=Path("benchmarks/results/regional_noise_standard.json"),
+                        help="measured regional error model (regional_noise.py analyse); "
+                        "the default is the standard size (2 mm PET), regional_noise.json the "
+                        "tiny size (4 mm PET)")
     parser.add_argument("--variant", choices=("gtm", "none"), default="gtm",
                         help="PVC variant of the measured error model")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/group_planted.json"))

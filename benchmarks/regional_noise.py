@@ -120,12 +120,19 @@ def collect(out: Path) -> pd.DataFrame:
     return table
 
 
-def logan_on_truth(out: Path) -> pd.DataFrame:
-    """Logan VT of the noise-free true TACs with the true blood (the model's own bias).
+REFITS = (("logan", "truth"), ("ma1", "truth"), ("ma1", "gtm"))
+"""VT refits (model, curves): the noise-free true TACs give each model's own bias; the
+pipeline's GTM-corrected regional TACs give MA1's error in the pipeline (variant
+``<model>-<curves>``)."""
 
-    The pipeline's kinetics interface (auto t*, the same frames) on
-    ``desc-true_tacs.tsv`` and ``desc-true_blood.tsv`` (with the raw blood sidecar): what
-    remains is Logan's bias on the simulator's 2TCM curves, not imaging error.
+
+def vt_refit(out: Path, model: str, curves: str) -> pd.DataFrame:
+    """VT of ``model`` fitted by the pipeline's kinetics interface (auto t*, same frames).
+
+    ``curves="truth"``: ``desc-true_tacs.tsv`` with the true blood (``desc-true_blood.tsv``
+    and the raw blood sidecar), no image or blood noise; ``"gtm"``: the participant level's
+    ``seg-sim_pvc-gtm`` TACs with the recorded (noisy) blood, i.e. what ``--models <model>``
+    would give.
     """
     import shutil
     import tempfile
@@ -136,24 +143,31 @@ def logan_on_truth(out: Path) -> pd.DataFrame:
     for truth_file in sorted(out.glob("seed-*/bids/sourcedata/truth/sub-*/ses-*/"
                                       "*_desc-true_kinpar.tsv")):
         seed = int(truth_file.parts[-7].removeprefix("seed-"))
+        subject, session = truth_file.parts[-3], truth_file.parts[-2]
         stem = truth_file.name.removesuffix("_desc-true_kinpar.tsv")
-        raw = out / f"seed-{seed}" / "bids" / truth_file.parts[-3] / truth_file.parts[-2] / "pet"
+        raw = out / f"seed-{seed}" / "bids" / subject / session / "pet"
         truth = pd.read_csv(truth_file, sep="\t").set_index("region")
+        if curves == "truth":
+            tacs = truth_file.with_name(f"{stem}_desc-true_tacs.tsv")
+            blood_tsv = truth_file.with_name(f"{stem}_recording-manual_desc-true_blood.tsv")
+        else:
+            tacs = (out / f"seed-{seed}" / "derivatives" / subject / session / "pet"
+                    / f"{stem}_seg-{ATLAS_SIM}_pvc-gtm_desc-preproc_tacs.tsv")
+            blood_tsv = raw / f"{stem}_recording-manual_blood.tsv"
         with tempfile.TemporaryDirectory() as tmp:
             blood = Path(tmp) / f"{stem}_recording-manual_blood.tsv"
-            shutil.copy(truth_file.with_name(f"{stem}_recording-manual_desc-true_blood.tsv"),
-                        blood)
+            shutil.copy(blood_tsv, blood)
             shutil.copy(raw / f"{stem}_recording-manual_blood.json", blood.with_suffix(".json"))
-            result = FitRegionalModel(
-                model="logan", window=(1800.0, 3000.0), blood_files=[str(blood)],
-                tacs_tsv=str(truth_file.with_name(f"{stem}_desc-true_tacs.tsv"))).run(cwd=tmp)
+            result = FitRegionalModel(model=model, window=(1800.0, 3000.0),
+                                      blood_files=[str(blood)], tacs_tsv=str(tacs)).run(cwd=tmp)
             fitted = pd.read_csv(result.outputs.kinpar_tsv, sep="\t").set_index("region")["VT"]
-        rows += [{"seed": seed, "subject": truth_file.parts[-3].removeprefix("sub-"),
-                  "session": truth_file.parts[-2].removeprefix("ses-"), "variant": "truth-tacs",
+        rows += [{"seed": seed, "subject": subject.removeprefix("sub-"),
+                  "session": session.removeprefix("ses-"), "variant": f"{model}-{curves}",
                   "scale": "VT", "region": region,
                   "volume_mm3": float(truth.loc[region, "volume_mm3"]),
                   "measured": float(fitted[region]), "true": float(truth.loc[region, "VT"])}
-                 for region in truth.index if region not in ("skull", "scalp")]
+                 for region in truth.index
+                 if region in fitted.index and region not in ("skull", "scalp")]
     table = pd.DataFrame(rows)
     table["log_error"] = np.log(table["measured"] / table["true"])
     return table
@@ -266,7 +280,8 @@ def simulated_size(out: Path) -> str:
 
 def analyse(out: Path, model_file: Path) -> None:
     """Print the error tables and write the error model (JSON) used by group_planted.py."""
-    table = pd.concat([collect(out), logan_on_truth(out)], ignore_index=True)
+    table = pd.concat([collect(out), *(vt_refit(out, m, c) for m, c in REFITS)],
+                      ignore_index=True)
     table.to_csv(out / "errors.tsv", sep="\t", index=False)
     model = {}
     for (variant, scale), g in table.groupby(["variant", "scale"]):
