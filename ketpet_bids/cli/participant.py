@@ -290,8 +290,11 @@ def _failure_message(settings: Settings, progress: Progress, err: Exception) -> 
 
 def _print_summary(settings: Settings, runs: list[PetRun], reports: list[Path],
                    warnings: list[str], seconds: float) -> None:
+    from ketpet_bids.workflows.base import run_models
+
     print(f"\nParticipant level finished in {seconds:.0f} s.")
-    print(f"  runs processed: {len(runs)}; models: {', '.join(settings.models)}")
+    models = dict.fromkeys(model for run in runs for model in run_models(settings, run))
+    print(f"  runs processed: {len(runs)}; models: {', '.join(models)}")
     print(f"  derivatives: {settings.output_dir}")
     for report in reports:
         print(f"  report: {report}")

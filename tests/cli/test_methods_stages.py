@@ -45,3 +45,13 @@ def test_methods_text_states_the_models_and_pvc_that_ran():
     assert "Logan" in text and "SUVR" in text and "geometric transfer matrix" in text
     assert "6 × 6 × 6 mm" in text
     assert "SRTM" not in text and "Patlak" not in text
+
+
+@pytest.mark.parametrize("blood, expected", [(True, "models: suvr, logan"),
+                                             (False, "models: suvr\n")])
+def test_summary_lists_the_models_that_ran(capsys, blood, expected):
+    """Under --preset k2 a run with blood data also gets Logan; the summary says so."""
+    from ketpet_bids.cli.participant import _print_summary
+
+    _print_summary(_settings(preset="k2", models=("suvr",)), [_run(blood)], [], [], 1.0)
+    assert expected in capsys.readouterr().out

@@ -56,13 +56,12 @@ class CurveFit:
 
     def diagnostics(self) -> dict[str, np.ndarray]:
         """``r2``, ``aic`` and ``n_frames_used`` per curve (see the module docstring)."""
-        w = self.weights
-        resid = self.observed - self.predicted
-        wrss = (w * resid**2).sum(axis=-1)
-        mean = (w * self.observed).sum(axis=-1, keepdims=True) / w.sum()
-        wtss = (w * (self.observed - mean) ** 2).sum(axis=-1)
-        n = w.size
-        with np.errstate(divide="ignore", invalid="ignore"):
+        w, n = self.weights, self.weights.size
+        with np.errstate(divide="ignore", invalid="ignore"):  # empty or non-finite curves
+            resid = self.observed - self.predicted
+            wrss = (w * resid**2).sum(axis=-1)
+            mean = (w * self.observed).sum(axis=-1, keepdims=True) / w.sum()
+            wtss = (w * (self.observed - mean) ** 2).sum(axis=-1)
             r2 = 1.0 - wrss / wtss
             aic = n * np.log(wrss / n) + 2 * self.n_params
         return {"r2": r2, "aic": aic,
