@@ -17,6 +17,7 @@ and ``name`` columns.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from dataclasses import dataclass, field
@@ -202,8 +203,12 @@ ATLAS_SPACES = ("T1w", TEMPLATE)
 """Spaces a ``--atlas PATH`` image can be in (``MNI`` is taken as the template's name)."""
 
 
+@functools.lru_cache(maxsize=64)
 def load_user_atlas(path: Path, space: str | None = None) -> tuple[str, Path, Path, str]:
     """Name, files and space of a user atlas given as ``--atlas PATH``.
+
+    Cached: the same file is checked once per process, not once per participant (the
+    command-line check and every subject's anatomy ask for it).
 
     The name is the file's ``seg-`` (or ``atlas-``) entity if it has one, otherwise its stem
     with non-alphanumerics removed, e.g. ``my_atlas.nii.gz`` → ``myatlas``. The space is

@@ -18,7 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ketpet-bids-demo",
         description="Simulate a tiny [11C]K-2 study (4 patients with baseline and post scans, "
         "3 controls), run the participant and group levels on it, and print where the "
-        "derivatives and reports are. Takes about 15 minutes on 2 cores.")
+        "derivatives and reports are. Takes 10–15 minutes on 2 cores.")
     parser.add_argument("out_dir", type=Path, help="empty or new directory for the demo")
     parser.add_argument("--n-patients", type=int, default=4,
                         help="patients (baseline and post scans; half ketamine, half placebo)")

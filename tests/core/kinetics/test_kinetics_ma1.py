@@ -2,7 +2,7 @@
 
 Data: the simulator's kinetics (``ketpet_bids.sim.kinetics``: Feng plasma × Hill parent
 fraction, exact convolution on a 1 s grid, frame means) on its standard [11C] schedule (31
-frames, 90 min), vB = 0 (MA1, like Logan, does not model the blood volume). Truth
+frames, 60 min), vB = 0 (MA1, like Logan, does not model the blood volume). Truth
 ``VT = K1/k2 (1 + k3/k4)`` is computed from the rate constants, independently of the fit.
 
 1. Noise-free. One-tissue tissues: MA1's equation holds exactly from t = 0, so VT is recovered
